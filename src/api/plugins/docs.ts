@@ -1,0 +1,26 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+
+/** OpenAPI 3 from the route schemas at /docs/json, Swagger UI at /docs. */
+export async function registerDocs(app: FastifyInstance) {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Surgeline',
+        version: '1',
+        description:
+          'Order-processing engine for demand surges. Errors are application/problem+json (RFC 9457) with a `code`; ' +
+          'validation errors list `errors: [{ path, message }]` where path is `body/…`, `query/…`, `path/…` or `headers/…`.',
+      },
+      components: {
+        securitySchemes: {
+          shopKey: { type: 'http', scheme: 'bearer', description: 'The shop API key' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+}

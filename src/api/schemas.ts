@@ -1,0 +1,162 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { PRIORITIES } from '../domain/priority.js';
+import { ORDER_STATUSES } from '../domain/status.js';
+
+/** A string from a fixed list (a plain JSON Schema enum: clear errors, clean OpenAPI). */
+export function StringEnum<T extends readonly string[]>(values: T, options: object = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+const closed = { additionalProperties: false } as const;
+const text = (max: number, options: object = {}) => Type.String({ minLength: 1, maxLength: max, ...options });
+
+export const Customer = Type.Object(
+  {
+    name: text(200),
+    phone: Type.Optional(Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description: 'E.164, e.g. +8613800000000' })),
+    email: Type.Optional(Type.String({ format: 'email', maxLength: 254 })),
+  },
+  closed,
+);
+
+export const ShippingAddress = Type.Object(
+  {
+    region: text(64, { pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'e.g. shanghai-pudong' }),
+    line1: text(200),
+    line2: Type.Optional(Type.String({ maxLength: 200 })),
+    city: text(100),
+    postalCode: text(20),
+    country: Type.String({ pattern: '^[A-Z]{2}$', description: 'ISO 3166-1 alpha-2' }),
+  },
+  closed,
+);
+
+export const OrderItem = Type.Object(
+  { sku: text(64), quantity: Type.Integer({ minimum: 1, maximum: 999 }) },
+  closed,
+);
+
+const orderFields = {
+  externalId: text(100),
+  priority: Type.Optional(StringEnum(PRIORITIES, { default: 'standard' })),
+  customer: Customer,
+  shippingAddress: ShippingAddress,
+  items: Type.Array(OrderItem, { minItems: 1, maxItems: 100 }),
+  contactless: Type.Optional(Type.Boolean({ default: false })),
+  locale: Type.Optional(StringEnum(['zh-CN', 'en'] as const, { default: 'zh-CN' })),
+  notify: Type.Optional(
+    Type.Object({ channels: Type.Optional(Type.Array(StringEnum(['sms', 'email'] as const), { uniqueItems: true })) }, closed),
+  ),
+};
+
+export const OrderBody = Type.Object(orderFields, closed);
+export type OrderBody = Static<typeof OrderBody>;
+
+export const IdempotencyKey = Type.String({ minLength: 1, maxLength: 200 });
+
+export const BatchOrder = Type.Object({ idempotencyKey: IdempotencyKey, ...orderFields }, closed);
+export const BatchBody = Type.Object(
+  { orders: Type.Array(Type.Object({}, { additionalProperties: true }), { minItems: 1, maxItems: 500 }) },
+  closed,
+);
+
+export const IdempotencyHeaders = Type.Object({ 'idempotency-key': IdempotencyKey });
+
+export const IdParams = Type.Object({ id: Type.String({ maxLength: 200 }) }, closed);
+
+export const Pagination = {
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+};
+
+export const ListOrdersQuery = Type.Object({ status: Type.Optional(StringEnum(ORDER_STATUSES)), ...Pagination }, closed);
+
+export const FeedbackBody = Type.Object(
+  { score: Type.Integer({ minimum: 1, maximum: 5 }), comment: Type.Optional(Type.String({ maxLength: 2000 })) },
+  closed,
+);
+
+export const CarrierEventBody = Type.Object(
+  {
+    trackingNumber: text(200),
+    status: StringEnum(['in_transit', 'out_for_delivery', 'delivered', 'failed_attempt', 'returned'] as const),
+    at: Type.String({ format: 'date-time' }),
+  },
+  closed,
+);
+export type CarrierEventBody = Static<typeof CarrierEventBody>;
+
+// Operators
+const entityId = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', description });
+
+export const ShopBody = Type.Object(
+  {
+    name: text(200),
+    webhookUrl: Type.Optional(Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2000 })),
+    rateLimitPerMinute: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, default: 600 })),
+  },
+  closed,
+);
+export type ShopBody = Static<typeof ShopBody>;
+
+export const WarehouseBody = Type.Object(
+  {
+    id: Type.Optional(entityId('chosen by the server when omitted')),
+    name: text(200),
+    region: ShippingAddress.properties.region,
+    supplierId: Type.Optional(entityId('the supplier that stocks it')),
+  },
+  closed,
+);
+export type WarehouseBody = Static<typeof WarehouseBody>;
+
+export const InventoryBody = Type.Object(
+  { warehouseId: entityId('warehouse'), sku: text(64), quantity: Type.Integer({ minimum: 0, maximum: 1_000_000_000 }) },
+  closed,
+);
+export type InventoryBody = Static<typeof InventoryBody>;
+
+export const InventoryQuery = Type.Object(
+  { sku: Type.Optional(text(64)), warehouseId: Type.Optional(text(64)), ...Pagination },
+  closed,
+);
+
+const carrierFields = {
+  name: text(200),
+  kind: StringEnum(['http'] as const),
+  baseUrl: Type.String({ format: 'uri', pattern: '^https?://', maxLength: 2000 }),
+  apiKey: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+  webhookSecret: Type.String({ minLength: 8, maxLength: 500 }),
+  regions: Type.Array(Type.String({ minLength: 1, maxLength: 64, pattern: '^(\\*|[a-z0-9][a-z0-9_-]*)$' }), {
+    minItems: 1,
+    maxItems: 1000,
+    uniqueItems: true,
+    description: '["*"] for every region',
+  }),
+  rank: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+  rateLimitPerSecond: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+  transitHours: Type.Optional(Type.Integer({ minimum: 1, maximum: 24 * 60 })),
+};
+export const CarrierBody = Type.Object({ id: entityId('carrier id'), ...carrierFields }, closed);
+export type CarrierBody = Static<typeof CarrierBody>;
+
+export const CarrierPatch = Type.Object(
+  {
+    name: Type.Optional(carrierFields.name),
+    baseUrl: Type.Optional(carrierFields.baseUrl),
+    apiKey: Type.Optional(carrierFields.apiKey),
+    webhookSecret: Type.Optional(carrierFields.webhookSecret),
+    regions: Type.Optional(carrierFields.regions),
+    rank: Type.Optional(carrierFields.rank),
+    rateLimitPerSecond: Type.Optional(carrierFields.rateLimitPerSecond),
+    transitHours: Type.Optional(carrierFields.transitHours),
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  { ...closed, minProperties: 1 },
+);
+export type CarrierPatch = Static<typeof CarrierPatch>;
+
+export const CarrierIdParams = Type.Object({ carrierId: Type.String({ maxLength: 200 }) }, closed);
+export const TokenParams = Type.Object({ token: Type.String({ maxLength: 200 }) }, closed);
+export const PaginationQuery = Type.Object(Pagination, closed);

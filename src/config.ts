@@ -1,0 +1,112 @@
+import { randomBytes } from 'node:crypto';
+
+/** Every queue a worker process can serve (WORKER_QUEUES picks a subset). */
+export const QUEUE_NAMES = ['allocation', 'dispatch', 'notification'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+
+export interface Config {
+  port: number;
+  host: string;
+  redisUrl: string;
+  queuePrefix: string;
+  /** undefined: PGlite on disk in dataDir; 'memory://': in-memory PGlite; postgres://…: a server. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  adminToken: string;
+  adminTokenGenerated: boolean;
+  migrateOnStart: boolean;
+  workerQueues: QueueName[];
+  logLevel: string;
+  shutdownTimeoutMs: number;
+  publicUrl: string;
+  carrierTimeoutMs: number;
+  dispatchAttempts: number;
+  notificationAttempts: number;
+  reconcileIntervalMs: number;
+  reconcileGraceMs: number;
+  workerLockDurationMs: number;
+  workerStalledIntervalMs: number;
+  workerConcurrency: number;
+  defaultTransitHours: number;
+}
+
+/** Thrown for a bad variable; the process prints its one-line message and exits. */
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function url(env: Env, name: string, fallback: string, protocols: string[]): string {
+  const raw = env[name] || fallback;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be a URL, got "${raw}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must start with ${protocols.map((p) => p + '//').join(' or ')}, got "${raw}"`);
+  }
+  return raw.replace(/\/$/, '');
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: Env = process.env): Config {
+  const port = int(env, 'PORT', 3000, 0, 65535);
+  const databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl !== undefined && databaseUrl !== 'memory://') {
+    url(env, 'DATABASE_URL', databaseUrl, ['postgres:', 'postgresql:']);
+  }
+  const workerQueues = (env.WORKER_QUEUES || QUEUE_NAMES.join(','))
+    .split(',')
+    .map((q) => q.trim())
+    .filter(Boolean);
+  for (const q of workerQueues) {
+    if (!(QUEUE_NAMES as readonly string[]).includes(q)) {
+      throw new ConfigError(`WORKER_QUEUES lists unknown queue "${q}" (known: ${QUEUE_NAMES.join(', ')})`);
+    }
+  }
+  const logLevel = env.LOG_LEVEL || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const migrate = env.MIGRATE_ON_START ?? '1';
+  if (migrate !== '0' && migrate !== '1') {
+    throw new ConfigError(`MIGRATE_ON_START must be 0 or 1, got "${migrate}"`);
+  }
+  const adminToken = env.ADMIN_TOKEN || randomBytes(24).toString('base64url');
+  return {
+    port,
+    host: env.HOST || '0.0.0.0',
+    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    queuePrefix: env.QUEUE_PREFIX || 'surgeline',
+    databaseUrl,
+    dataDir: env.DATA_DIR || './.data',
+    adminToken,
+    adminTokenGenerated: !env.ADMIN_TOKEN,
+    migrateOnStart: migrate === '1',
+    workerQueues: workerQueues as QueueName[],
+    logLevel,
+    shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    publicUrl: url(env, 'PUBLIC_URL', `http://localhost:${port}`, ['http:', 'https:']),
+    carrierTimeoutMs: int(env, 'CARRIER_TIMEOUT_MS', 10_000, 10, 120_000),
+    dispatchAttempts: int(env, 'DISPATCH_ATTEMPTS', 5, 1, 50),
+    notificationAttempts: int(env, 'NOTIFICATION_ATTEMPTS', 160, 1, 10_000),
+    reconcileIntervalMs: int(env, 'RECONCILE_INTERVAL_MS', 15_000, 100, 3_600_000),
+    reconcileGraceMs: int(env, 'RECONCILE_GRACE_MS', 10_000, 0, 3_600_000),
+    workerLockDurationMs: int(env, 'WORKER_LOCK_DURATION_MS', 30_000, 500, 600_000),
+    workerStalledIntervalMs: int(env, 'WORKER_STALLED_INTERVAL_MS', 30_000, 500, 600_000),
+    workerConcurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000),
+    defaultTransitHours: int(env, 'DEFAULT_TRANSIT_HOURS', 48, 1, 24 * 60),
+  };
+}

@@ -1,0 +1,19 @@
+import type { Redis } from 'ioredis';
+import type { Config } from './config.js';
+import type { Database, Db } from './db/client.js';
+import type { CarrierAdapter } from './integrations/carriers/types.js';
+import type { NotificationProvider } from './integrations/notify/types.js';
+import type { Logger } from './logger.js';
+import type { Queues } from './queues/index.js';
+
+/** What every stage and route needs, built once per process (see app.ts). */
+export interface Context {
+  config: Config;
+  log: Logger;
+  database: Database;
+  db: Db;
+  redis: Redis;
+  queues: Queues;
+  carriers: CarrierAdapter;
+  notifier: NotificationProvider;
+}

@@ -1,0 +1,247 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  unique,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+const time = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+const createdAt = () => time('created_at').notNull().defaultNow();
+
+export const shops = pgTable('shops', {
+  id: uuid('id').primaryKey(),
+  name: text('name').notNull(),
+  /** Public half of the API key, used to find the shop; the secret half is only stored hashed. */
+  apiKeyId: text('api_key_id').notNull().unique(),
+  apiKeyHash: text('api_key_hash').notNull(),
+  webhookUrl: text('webhook_url'),
+  webhookSecret: text('webhook_secret').notNull(),
+  rateLimitPerMinute: integer('rate_limit_per_minute').notNull().default(600),
+  createdAt: createdAt(),
+});
+
+export const warehouses = pgTable('warehouses', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  region: text('region').notNull(),
+  supplierId: text('supplier_id'),
+  createdAt: createdAt(),
+});
+
+export const inventory = pgTable(
+  'inventory',
+  {
+    warehouseId: text('warehouse_id')
+      .notNull()
+      .references(() => warehouses.id),
+    sku: text('sku').notNull(),
+    onHand: integer('on_hand').notNull().default(0),
+    reserved: integer('reserved').notNull().default(0),
+    updatedAt: time('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.warehouseId, t.sku] }),
+    index('inventory_sku_idx').on(t.sku),
+    // The database itself refuses an oversell, whatever the code above it does.
+    check('inventory_reserved_within_on_hand', sql`${t.reserved} >= 0 AND ${t.reserved} <= ${t.onHand}`),
+  ],
+);
+
+export const carriers = pgTable('carriers', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  kind: text('kind').notNull().default('http'),
+  baseUrl: text('base_url').notNull(),
+  apiKey: text('api_key'),
+  webhookSecret: text('webhook_secret').notNull(),
+  regions: jsonb('regions').$type<string[]>().notNull(),
+  rank: integer('rank').notNull(),
+  rateLimitPerSecond: integer('rate_limit_per_second'),
+  transitHours: integer('transit_hours'),
+  enabled: boolean('enabled').notNull().default(true),
+  createdAt: createdAt(),
+  updatedAt: time('updated_at').notNull().defaultNow(),
+});
+
+export interface Customer {
+  name: string;
+  phone?: string;
+  email?: string;
+}
+export interface Address {
+  region: string;
+  line1: string;
+  city: string;
+  postalCode: string;
+  country: string;
+  line2?: string;
+}
+
+export const orders = pgTable(
+  'orders',
+  {
+    id: uuid('id').primaryKey(),
+    shopId: uuid('shop_id')
+      .notNull()
+      .references(() => shops.id),
+    idempotencyKey: text('idempotency_key').notNull(),
+    /** sha256 of the canonical request body: same key + other body is a conflict. */
+    requestHash: text('request_hash').notNull(),
+    externalId: text('external_id').notNull(),
+    status: text('status').notNull(),
+    priority: text('priority').notNull(),
+    /** 1 at intake; an operator's retry of a failed order starts attempt 2, 3, … */
+    attempt: integer('attempt').notNull().default(1),
+    customer: jsonb('customer').$type<Customer>().notNull(),
+    shippingAddress: jsonb('shipping_address').$type<Address>().notNull(),
+    region: text('region').notNull(),
+    contactless: boolean('contactless').notNull().default(false),
+    locale: text('locale').notNull(),
+    notifyChannels: jsonb('notify_channels').$type<string[]>().notNull(),
+    trackingToken: text('tracking_token').notNull().unique(),
+    promisedBy: time('promised_by').notNull(),
+    initialPromisedBy: time('initial_promised_by').notNull(),
+    deliveredAt: time('delivered_at'),
+    failureReason: text('failure_reason'),
+    createdAt: createdAt(),
+    updatedAt: time('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    // The idempotency rule lives in the database: concurrent duplicates meet this constraint.
+    unique('orders_shop_idempotency_key').on(t.shopId, t.idempotencyKey),
+    index('orders_shop_created_idx').on(t.shopId, t.createdAt, t.id),
+    index('orders_status_updated_idx').on(t.status, t.updatedAt),
+  ],
+);
+
+export const orderItems = pgTable(
+  'order_items',
+  {
+    orderId: uuid('order_id')
+      .notNull()
+      .references(() => orders.id),
+    line: integer('line').notNull(),
+    sku: text('sku').notNull(),
+    quantity: integer('quantity').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orderId, t.line] })],
+);
+
+/** Stock held for an order: reserved at allocation, consumed at dispatch, released on failure/cancel. */
+export const allocations = pgTable(
+  'allocations',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    orderId: uuid('order_id')
+      .notNull()
+      .references(() => orders.id),
+    attempt: integer('attempt').notNull(),
+    warehouseId: text('warehouse_id').notNull(),
+    sku: text('sku').notNull(),
+    quantity: integer('quantity').notNull(),
+    state: text('state').notNull().default('reserved'),
+  },
+  (t) => [index('allocations_order_idx').on(t.orderId)],
+);
+
+/** One parcel: its id is the `reference` and the Idempotency-Key sent to the carrier. */
+export const shipments = pgTable(
+  'shipments',
+  {
+    id: uuid('id').primaryKey(),
+    orderId: uuid('order_id')
+      .notNull()
+      .references(() => orders.id),
+    attempt: integer('attempt').notNull(),
+    warehouseId: text('warehouse_id').notNull(),
+    carrierId: text('carrier_id'),
+    trackingNumber: text('tracking_number'),
+    status: text('status').notNull().default('pending'),
+    estimatedDeliveryAt: time('estimated_delivery_at'),
+    bookedAt: time('booked_at'),
+    deliveredAt: time('delivered_at'),
+    createdAt: createdAt(),
+    updatedAt: time('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    index('shipments_order_idx').on(t.orderId),
+    unique('shipments_carrier_tracking').on(t.carrierId, t.trackingNumber),
+  ],
+);
+
+/** The order's timeline: one row per status change (and per carrier timeline event). */
+export const orderEvents = pgTable(
+  'order_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    orderId: uuid('order_id')
+      .notNull()
+      .references(() => orders.id),
+    attempt: integer('attempt').notNull(),
+    status: text('status').notNull(),
+    at: time('at').notNull(),
+    detail: text('detail'),
+    recordedAt: time('recorded_at').notNull().defaultNow(),
+  },
+  // A stage that runs twice cannot write its event twice.
+  (t) => [unique('order_events_once').on(t.orderId, t.attempt, t.status)],
+);
+
+/** Outbox of messages to send: written in the transaction that changes the status. */
+export const notifications = pgTable(
+  'notifications',
+  {
+    id: uuid('id').primaryKey(),
+    orderId: uuid('order_id')
+      .notNull()
+      .references(() => orders.id),
+    attempt: integer('attempt').notNull(),
+    status: text('status').notNull(),
+    channel: text('channel').notNull(),
+    state: text('state').notNull().default('pending'),
+    tries: integer('tries').notNull().default(0),
+    lastError: text('last_error'),
+    body: jsonb('body').$type<Record<string, unknown>>(),
+    at: time('at').notNull(),
+    sentAt: time('sent_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    unique('notifications_once').on(t.orderId, t.attempt, t.status, t.channel),
+    index('notifications_state_idx').on(t.state, t.createdAt),
+  ],
+);
+
+/** Every booking call made to a carrier, for success rates and the dead-letter view. */
+export const carrierAttempts = pgTable(
+  'carrier_attempts',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    orderId: uuid('order_id').notNull(),
+    shipmentId: uuid('shipment_id').notNull(),
+    carrierId: text('carrier_id').notNull(),
+    at: time('at').notNull().defaultNow(),
+    outcome: text('outcome').notNull(),
+    httpStatus: integer('http_status'),
+    detail: text('detail'),
+  },
+  (t) => [index('carrier_attempts_carrier_idx').on(t.carrierId, t.id), index('carrier_attempts_order_idx').on(t.orderId)],
+);
+
+export const feedback = pgTable('feedback', {
+  orderId: uuid('order_id')
+    .primaryKey()
+    .references(() => orders.id),
+  score: integer('score').notNull(),
+  comment: text('comment'),
+  createdAt: createdAt(),
+});

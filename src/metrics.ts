@@ -1,0 +1,69 @@
+import { count } from 'drizzle-orm';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Context } from './context.js';
+import { orders } from './db/schema.js';
+import { QUEUE_NAMES } from './queues/index.js';
+
+const JOB_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed'] as const;
+
+/** One registry per process; gauges are read when Prometheus scrapes, counters as things happen. */
+export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log'>) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'surgeline_process_' });
+
+  const httpRequests = new Counter({
+    name: 'surgeline_http_requests_total',
+    help: 'HTTP requests answered',
+    labelNames: ['method', 'route', 'status'],
+    registers: [registry],
+  });
+  const httpDuration = new Histogram({
+    name: 'surgeline_http_request_duration_seconds',
+    help: 'HTTP request duration',
+    labelNames: ['method', 'route'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const jobDuration = new Histogram({
+    name: 'surgeline_job_duration_seconds',
+    help: 'Time a job spent being processed',
+    labelNames: ['queue'],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'surgeline_queue_jobs',
+    help: 'Jobs per queue and state',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const name of QUEUE_NAMES) {
+        try {
+          const counts = await ctx.queues.queues[name].getJobCounts(...JOB_STATES);
+          for (const state of JOB_STATES) this.set({ queue: name, state }, counts[state] ?? 0);
+        } catch {
+          // Redis is away: the gauge is left empty rather than failing the scrape.
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: 'surgeline_orders_total',
+    help: 'Orders in the database by current status',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      try {
+        const rows = await ctx.db.select({ status: orders.status, n: count() }).from(orders).groupBy(orders.status);
+        for (const row of rows) this.set({ status: row.status }, Number(row.n));
+      } catch (error) {
+        ctx.log.warn({ err: error }, 'orders gauge: database unavailable');
+      }
+    },
+  });
+  return { registry, httpRequests, httpDuration, jobDuration };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,123 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './api/app.js';
+import { ConfigError, type Config } from './config.js';
+import type { Context } from './context.js';
+import { openDatabase, type Database } from './db/client.js';
+import { httpCarrier } from './integrations/carriers/http-carrier.js';
+import { recordingProvider } from './integrations/notify/recording-provider.js';
+import type { CarrierAdapter } from './integrations/carriers/types.js';
+import type { NotificationProvider } from './integrations/notify/types.js';
+import { createLogger, type Logger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { Queues, redisConnection } from './queues/index.js';
+import { startWorkers, type WorkerPool } from './workers/runner.js';
+
+export type Role = 'all' | 'api' | 'worker';
+
+export interface ContextOverrides {
+  database?: Database;
+  log?: Logger;
+  carriers?: CarrierAdapter;
+  notifier?: NotificationProvider;
+}
+
+/** Connections and adapters of one process. Nothing here waits for Redis or the database. */
+export function createContext(config: Config, overrides: ContextOverrides = {}): Context {
+  const log = overrides.log ?? createLogger(config.logLevel);
+  const database = overrides.database ?? openDatabase(config.databaseUrl, config.dataDir);
+  // Fail fast while Redis is away (the caller answers 503 or leaves the work to the reconciler).
+  const redis = redisConnection(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  redis.on('error', (error) => log.debug({ err: error.message }, 'redis connection error'));
+  const queues = new Queues(redis, config.queuePrefix, config);
+  return {
+    config,
+    log,
+    database,
+    db: database.db,
+    redis,
+    queues,
+    carriers: overrides.carriers ?? httpCarrier(config.carrierTimeoutMs),
+    notifier: overrides.notifier ?? recordingProvider(log),
+  };
+}
+
+/** Retries until the database answers, so a process started before its database still comes up. */
+async function migrateWhenReachable(ctx: Context, stopped: () => boolean): Promise<boolean> {
+  for (let delay = 500; !stopped(); delay = Math.min(delay * 2, 10_000)) {
+    try {
+      await ctx.database.migrate();
+      return true;
+    } catch (error) {
+      ctx.log.warn({ err: (error as Error).message, retryInMs: delay }, 'database not ready for migrations; retrying');
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+  return false;
+}
+
+export interface RunningProcess {
+  ctx: Context;
+  app: FastifyInstance;
+  metrics: Metrics;
+  workers?: WorkerPool;
+  /** Resolves once migrations (if due) ran and the workers (if any) started. */
+  ready: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts one process: `all` (API and every worker), `api`, or `worker` (WORKER_QUEUES, with
+ * /healthz, /readyz and /metrics on PORT). The HTTP server is listening before the database or
+ * Redis answer; workers start once the migrations due at start have run.
+ */
+export async function startProcess(
+  role: Role,
+  config: Config,
+  overrides: ContextOverrides = {},
+  listen = true,
+): Promise<RunningProcess> {
+  const embedded = config.databaseUrl === undefined || config.databaseUrl === 'memory://';
+  if (role !== 'all' && embedded && !overrides.database) {
+    throw new ConfigError(
+      `DATABASE_URL must point at a PostgreSQL server for "${role}" alone: embedded PGlite belongs to one process (use npm start for all-in-one)`,
+    );
+  }
+  const ctx = createContext(config, overrides);
+  const metrics = createMetrics(ctx);
+  const app = await buildApp({ ctx, metrics, surface: role === 'worker' ? 'service' : 'full' });
+  let stopped = false;
+  let workers: WorkerPool | undefined;
+
+  const ready = (async () => {
+    if (embedded || config.migrateOnStart) {
+      if (!(await migrateWhenReachable(ctx, () => stopped))) return;
+    }
+    if (role !== 'api' && !stopped) workers = startWorkers(ctx, config.workerQueues, metrics);
+  })();
+
+  if (listen) {
+    await app.listen({ port: config.port, host: config.host });
+    if (config.adminTokenGenerated) {
+      ctx.log.warn({ adminToken: config.adminToken }, 'ADMIN_TOKEN not set: generated one for this process (set it when running several API processes)');
+    }
+  }
+
+  return {
+    ctx,
+    app,
+    metrics,
+    get workers() {
+      return workers;
+    },
+    ready,
+    async stop() {
+      stopped = true;
+      await app.close(); // stop taking requests first
+      await ready.catch(() => undefined);
+      await workers?.close(); // finishes jobs in flight; a job cut off is handed back by its lock expiring
+      await ctx.queues.close().catch(() => undefined);
+      ctx.redis.disconnect();
+      await ctx.database.close().catch(() => undefined);
+    },
+  };
+}

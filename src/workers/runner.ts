@@ -1,0 +1,72 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Context } from '../context.js';
+import type { Metrics } from '../metrics.js';
+import type { QueueName } from '../queues/index.js';
+import { allocateOrder } from './allocation.js';
+import { cappedBackoff } from './backoff.js';
+import { dispatchOrder } from './dispatch.js';
+import { sendNotification } from './notification.js';
+import { startReconciler } from './reconciler.js';
+
+/** True when this run is the job's last chance: the stage then ends the work instead of throwing. */
+function isFinalAttempt(job: Job): boolean {
+  return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+}
+
+const PROCESSORS: Record<QueueName, (ctx: Context, job: Job) => Promise<string>> = {
+  allocation: (ctx, job) => allocateOrder(ctx, job.data),
+  dispatch: (ctx, job) => dispatchOrder(ctx, job.data, isFinalAttempt(job)),
+  notification: (ctx, job) => sendNotification(ctx, job.data, isFinalAttempt(job)),
+};
+
+export interface WorkerPool {
+  workers: Worker[];
+  close(): Promise<void>;
+}
+
+/** One BullMQ Worker per served queue, plus the reconciler. */
+export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Metrics): WorkerPool {
+  const workers = queueNames.map((name) => {
+    const worker = new Worker(
+      name,
+      async (job) => {
+        try {
+          return await PROCESSORS[name](ctx, job);
+        } catch (error) {
+          if (error instanceof UnrecoverableError) throw error;
+          ctx.log.warn({ queue: name, jobId: job.id, attempt: job.attemptsMade + 1, err: (error as Error).message }, 'job failed; will retry');
+          throw error;
+        }
+      },
+      {
+        connection: ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true }),
+        prefix: ctx.config.queuePrefix,
+        concurrency: ctx.config.workerConcurrency,
+        lockDuration: ctx.config.workerLockDurationMs,
+        stalledInterval: ctx.config.workerStalledIntervalMs,
+        maxStalledCount: 3,
+        settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
+      },
+    );
+    worker.on('error', (error) => ctx.log.warn({ queue: name, err: error.message }, 'worker connection error'));
+    worker.on('failed', (job, error) => {
+      if (job && isFinalAttempt(job)) ctx.log.error({ queue: name, jobId: job.id, err: error.message }, 'job failed for good');
+    });
+    worker.on('completed', (job) => {
+      if (metrics && job.processedOn && job.finishedOn) {
+        metrics.jobDuration.observe({ queue: name }, (job.finishedOn - job.processedOn) / 1000);
+      }
+    });
+    return worker;
+  });
+  const reconciler = startReconciler(ctx);
+  ctx.log.info({ queues: queueNames }, 'workers started');
+  return {
+    workers,
+    async close() {
+      reconciler.stop();
+      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all(workers.map((w) => w.disconnect().catch(() => undefined)));
+    },
+  };
+}

@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
+import postgres from 'postgres';
+import { loadConfig, type Config } from '../../src/config.js';
+import { openDatabase, type Database } from '../../src/db/client.js';
+import { startProcess, type ContextOverrides, type RunningProcess, type Role } from '../../src/runtime.js';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+export const SERVER_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export const usesServer = () => process.env.TEST_DB === 'postgres';
+
+export interface TestDatabase {
+  database: Database;
+  /** The URL another process can open (a server database), or undefined for PGlite. */
+  url: string | undefined;
+  drop(): Promise<void>;
+}
+
+/** A fresh, migrated database for one test file: in-memory PGlite, or a new database on the server. */
+export async function testDatabase(): Promise<TestDatabase> {
+  if (!usesServer()) {
+    const database = openDatabase('memory://', '');
+    await database.migrate();
+    return { database, url: undefined, drop: () => database.close() };
+  }
+  const name = `surgeline_test_${randomBytes(6).toString('hex')}`;
+  const admin = postgres(SERVER_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  const database = openDatabase(url.toString(), '');
+  await database.migrate();
+  return {
+    database,
+    url: url.toString(),
+    async drop() {
+      await database.close();
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
+
+export function uniquePrefix(): string {
+  return `sltest-${randomBytes(5).toString('hex')}`;
+}
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({
+    REDIS_URL,
+    QUEUE_PREFIX: uniquePrefix(),
+    ADMIN_TOKEN,
+    DATABASE_URL: 'memory://',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    RECONCILE_INTERVAL_MS: '500',
+    RECONCILE_GRACE_MS: '1000',
+    ...env,
+  });
+}
+
+/** Deletes every Redis key under a prefix (what a flushed Redis looks like to one deployment). */
+export async function deleteRedisKeys(prefix: string): Promise<number> {
+  const redis = new Redis(REDIS_URL);
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await redis.del(...keys);
+  } while (cursor !== '0');
+  await redis.quit();
+  return deleted;
+}
+
+export interface TestServer extends RunningProcess {
+  config: Config;
+  url: string;
+  admin: Record<string, string>;
+  close(): Promise<void>;
+}
+
+/** Starts a real process (role `all` by default) on a random port against the given database. */
+export async function startTestServer(
+  database: Database,
+  options: { role?: Role; env?: Record<string, string>; overrides?: ContextOverrides } = {},
+): Promise<TestServer> {
+  const config = testConfig(options.env);
+  const running = await startProcess(options.role ?? 'all', config, { database, ...options.overrides });
+  await running.ready;
+  const { port } = running.app.server.address() as AddressInfo;
+  const closeDatabase = database.close;
+  database.close = async () => {}; // the test file owns the database; the process must not close it
+  return Object.assign(running, {
+    config,
+    url: `http://127.0.0.1:${port}`,
+    admin: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    async close() {
+      await running.stop();
+      database.close = closeDatabase;
+      await deleteRedisKeys(config.queuePrefix);
+    },
+  });
+}
+
+export async function waitFor<T>(check: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

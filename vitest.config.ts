@@ -1,0 +1,37 @@
+import { defineConfig } from 'vitest/config';
+
+const dbTests = ['tests/integration/**/*.test.ts', 'tests/e2e/**/*.test.ts'];
+// *.pg.test.ts need separate processes sharing one database, which only a PostgreSQL server allows.
+const serverOnly = 'tests/**/*.pg.test.ts';
+
+export default defineConfig({
+  test: {
+    pool: 'forks',
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    reporters: ['default', 'json'],
+    outputFile: { json: '.reports/vitest.json' },
+    projects: [
+      { test: { name: 'unit', include: ['tests/unit/**/*.test.ts'] } },
+      {
+        test: {
+          name: 'pglite',
+          include: dbTests,
+          exclude: [serverOnly],
+          env: { TEST_DB: 'pglite' },
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'postgres',
+          include: dbTests,
+          env: { TEST_DB: 'postgres' },
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});
