@@ -19,11 +19,12 @@ import { cappedBackoff } from '../../src/workers/backoff.js';
 
 describe('order status machine', () => {
   // The lifecycle order: a status may only move to one further along (or to a terminal one).
+  // on_hold and allocated share a rank: a region lockdown holds an allocated order, a lift releases it.
   const rank: Record<OrderStatus, number> = {
     received: 0,
     backordered: 1,
     on_hold: 2,
-    allocated: 3,
+    allocated: 2,
     dispatched: 4,
     in_transit: 5,
     delivered: 6,
@@ -49,7 +50,7 @@ describe('order status machine', () => {
     expect(canTransition('allocated', 'received')).toBe(false);
   });
 
-  it('a held order goes back on hold from allocated (a region lockdown), but not the other way round', () => {
+  it('a lockdown holds an allocated order and a lift releases it, never back to received', () => {
     expect(canTransition('allocated', 'on_hold')).toBe(true);
     expect(canTransition('on_hold', 'allocated')).toBe(true);
     expect(canTransition('on_hold', 'received')).toBe(false);

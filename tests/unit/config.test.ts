@@ -1,0 +1,146 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, QUEUE_NAMES } from '../../src/config.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig', () => {
+  it('has the documented defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      host: '0.0.0.0',
+      redisUrl: 'redis://127.0.0.1:6379',
+      queuePrefix: 'surgeline',
+      databaseUrl: undefined,
+      dataDir: './.data',
+      migrateOnStart: true,
+      workerQueues: [...QUEUE_NAMES],
+      logLevel: 'info',
+      shutdownTimeoutMs: 10_000,
+      publicUrl: 'http://localhost:3000',
+      adminTokenGenerated: true,
+    });
+    expect(config.workerQueues).toEqual(expect.arrayContaining(['allocation', 'dispatch', 'notification']));
+    expect(config.adminToken.length).toBeGreaterThanOrEqual(16);
+    expect(loadConfig({}).adminToken).not.toBe(config.adminToken); // generated per process
+  });
+
+  it('reads every variable it is given', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      HOST: '127.0.0.1',
+      REDIS_URL: 'rediss://cache.internal:6380',
+      QUEUE_PREFIX: '{tenant-a}',
+      DATABASE_URL: 'postgres://app@db.internal:5432/surgeline',
+      DATA_DIR: '/var/lib/surgeline',
+      ADMIN_TOKEN: 'operator-token',
+      MIGRATE_ON_START: '0',
+      WORKER_QUEUES: ' dispatch , notification ',
+      LOG_LEVEL: 'warn',
+      SHUTDOWN_TIMEOUT_MS: '2500',
+    });
+    expect(config).toMatchObject({
+      port: 8080,
+      host: '127.0.0.1',
+      redisUrl: 'rediss://cache.internal:6380',
+      queuePrefix: '{tenant-a}',
+      databaseUrl: 'postgres://app@db.internal:5432/surgeline',
+      dataDir: '/var/lib/surgeline',
+      adminToken: 'operator-token',
+      adminTokenGenerated: false,
+      migrateOnStart: false,
+      workerQueues: ['dispatch', 'notification'],
+      logLevel: 'warn',
+      shutdownTimeoutMs: 2500,
+      publicUrl: 'http://localhost:8080',
+    });
+  });
+
+  it('accepts memory:// and postgresql:// databases, and an explicit PUBLIC_URL', () => {
+    expect(loadConfig({ DATABASE_URL: 'memory://' }).databaseUrl).toBe('memory://');
+    expect(loadConfig({ DATABASE_URL: 'postgresql://u@h/db' }).databaseUrl).toBe('postgresql://u@h/db');
+    expect(loadConfig({ PUBLIC_URL: 'https://shop.example.com/' }).publicUrl).toBe('https://shop.example.com');
+  });
+
+  it('treats an empty variable as unset', () => {
+    const config = loadConfig({ PORT: '', DATABASE_URL: '', LOG_LEVEL: '', WORKER_QUEUES: '' });
+    expect(config.port).toBe(3000);
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.logLevel).toBe('info');
+    expect(config.workerQueues).toEqual([...QUEUE_NAMES]);
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '-1'],
+    ['PORT', '80.5'],
+    ['REDIS_URL', 'http://x'],
+    ['REDIS_URL', 'not a url'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['DATABASE_URL', 'nonsense'],
+    ['WORKER_QUEUES', 'nope'],
+    ['WORKER_QUEUES', 'allocation,nope'],
+    ['LOG_LEVEL', 'loud'],
+    ['MIGRATE_ON_START', '2'],
+    ['MIGRATE_ON_START', 'yes'],
+    ['SHUTDOWN_TIMEOUT_MS', 'soon'],
+    ['PUBLIC_URL', 'ftp://x'],
+  ])('%s=%s throws a ConfigError naming the variable', (name, value) => {
+    const error = configError({ [name]: value });
+    expect(error.message).toContain(name);
+    expect(error.message).not.toContain('\n');
+  });
+
+  it('names the bad value too, so the operator sees what to fix', () => {
+    expect(configError({ PORT: 'abc' }).message).toContain('abc');
+    expect(configError({ WORKER_QUEUES: 'allocation,nope' }).message).toContain('nope');
+    expect(configError({ LOG_LEVEL: 'loud' }).message).toContain('loud');
+  });
+});
+
+describe('starting a process with a bad configuration', () => {
+  const start = (role: string, env: Record<string, string>) => {
+    const base: Record<string, string> = {};
+    for (const key of ['PATH', 'HOME', 'TMPDIR', 'NODE_OPTIONS']) {
+      if (process.env[key] !== undefined) base[key] = process.env[key] as string;
+    }
+    return spawnSync('npx', ['tsx', 'src/main.ts', role], {
+      cwd: ROOT,
+      env: { ...base, REDIS_URL: 'redis://127.0.0.1:6379', QUEUE_PREFIX: 'sltest-config', PORT: '0', ...env },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+  };
+  const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '');
+
+  it('`api` without DATABASE_URL exits 1 with one line naming DATABASE_URL', () => {
+    const result = start('api', {});
+    expect(result.error).toBeUndefined();
+    expect(result.status).toBe(1);
+    const output = lines(`${result.stdout}${result.stderr}`);
+    expect(output).toHaveLength(1);
+    expect(output[0]).toContain('DATABASE_URL');
+  });
+
+  it('`worker` with a bad PORT exits 1 with one line naming PORT', () => {
+    const result = start('worker', { PORT: 'abc', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/none' });
+    expect(result.error).toBeUndefined();
+    expect(result.status).toBe(1);
+    const output = lines(`${result.stdout}${result.stderr}`);
+    expect(output).toHaveLength(1);
+    expect(output[0]).toContain('PORT');
+  });
+});
