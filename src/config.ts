@@ -54,7 +54,9 @@ function url(env: Env, name: string, fallback: string, protocols: string[]): str
     throw new ConfigError(`${name} must be a URL, got "${raw}"`);
   }
   if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(`${name} must start with ${protocols.map((p) => p + '//').join(' or ')}, got "${raw}"`);
+    throw new ConfigError(
+      `${name} must start with ${protocols.map((p) => p + '//').join(' or ')}, got "${raw}"`,
+    );
   }
   return raw.replace(/\/$/, '');
 }

@@ -9,7 +9,10 @@ async function main() {
   const config = loadConfig();
   const running = await startProcess(role, config);
   const { log } = running.ctx;
-  log.info({ role, port: config.port, queuePrefix: config.queuePrefix, database: running.ctx.database.kind }, 'surgeline started');
+  log.info(
+    { role, port: config.port, queuePrefix: config.queuePrefix, database: running.ctx.database.kind },
+    'surgeline started',
+  );
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -17,7 +20,10 @@ async function main() {
     stopping = true;
     log.info({ signal }, 'shutting down: no new work, finishing jobs in flight');
     const force = setTimeout(() => {
-      log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timeout reached; exiting, unfinished jobs return to the queue');
+      log.warn(
+        { timeoutMs: config.shutdownTimeoutMs },
+        'shutdown timeout reached; exiting, unfinished jobs return to the queue',
+      );
       process.exit(0);
     }, config.shutdownTimeoutMs);
     force.unref();

@@ -38,6 +38,8 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log'>) {
     registers: [registry],
     async collect() {
       this.reset();
+      // Redis is away: BullMQ would wait for it to come back, so the scrape leaves the gauge empty instead of hanging.
+      if (ctx.queues.connection.status !== 'ready') return;
       for (const name of QUEUE_NAMES) {
         try {
           const counts = await ctx.queues.queues[name].getJobCounts(...JOB_STATES);
@@ -56,7 +58,10 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log'>) {
     async collect() {
       this.reset();
       try {
-        const rows = await ctx.db.select({ status: orders.status, n: count() }).from(orders).groupBy(orders.status);
+        const rows = await ctx.db
+          .select({ status: orders.status, n: count() })
+          .from(orders)
+          .groupBy(orders.status);
         for (const row of rows) this.set({ status: row.status }, Number(row.n));
       } catch (error) {
         ctx.log.warn({ err: error }, 'orders gauge: database unavailable');

@@ -48,7 +48,10 @@ async function migrateWhenReachable(ctx: Context, stopped: () => boolean): Promi
       await ctx.database.migrate();
       return true;
     } catch (error) {
-      ctx.log.warn({ err: (error as Error).message, retryInMs: delay }, 'database not ready for migrations; retrying');
+      ctx.log.warn(
+        { err: (error as Error).message, retryInMs: delay },
+        'database not ready for migrations; retrying',
+      );
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
@@ -98,7 +101,10 @@ export async function startProcess(
   if (listen) {
     await app.listen({ port: config.port, host: config.host });
     if (config.adminTokenGenerated) {
-      ctx.log.warn({ adminToken: config.adminToken }, 'ADMIN_TOKEN not set: generated one for this process (set it when running several API processes)');
+      ctx.log.warn(
+        { adminToken: config.adminToken },
+        'ADMIN_TOKEN not set: generated one for this process (set it when running several API processes)',
+      );
     }
   }
 

@@ -1,4 +1,9 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type RouteOptions,
+} from 'fastify';
 import type { Context } from '../context.js';
 import type { Metrics } from '../metrics.js';
 import { adminAuthenticator, shopAuthenticator } from './plugins/auth.js';
@@ -30,7 +35,10 @@ export interface AppOptions {
 const ONE_MIB = 1024 * 1024;
 
 function routePattern(url: string): RegExp {
-  const escaped = url.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z0-9_]+/g, '[^/]+').replace(/\*/g, '.*');
+  const escaped = url
+    .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+    .replace(/:[A-Za-z0-9_]+/g, '[^/]+')
+    .replace(/\*/g, '.*');
   return new RegExp(`^${escaped}/?$`);
 }
 

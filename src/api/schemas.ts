@@ -13,7 +13,9 @@ const text = (max: number, options: object = {}) => Type.String({ minLength: 1, 
 export const Customer = Type.Object(
   {
     name: text(200),
-    phone: Type.Optional(Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description: 'E.164, e.g. +8613800000000' })),
+    phone: Type.Optional(
+      Type.String({ pattern: '^\\+[1-9][0-9]{6,14}$', description: 'E.164, e.g. +8613800000000' }),
+    ),
     email: Type.Optional(Type.String({ format: 'email', maxLength: 254 })),
   },
   closed,
@@ -45,7 +47,10 @@ const orderFields = {
   contactless: Type.Optional(Type.Boolean({ default: false })),
   locale: Type.Optional(StringEnum(['zh-CN', 'en'] as const, { default: 'zh-CN' })),
   notify: Type.Optional(
-    Type.Object({ channels: Type.Optional(Type.Array(StringEnum(['sms', 'email'] as const), { uniqueItems: true })) }, closed),
+    Type.Object(
+      { channels: Type.Optional(Type.Array(StringEnum(['sms', 'email'] as const), { uniqueItems: true })) },
+      closed,
+    ),
   ),
 };
 
@@ -69,17 +74,29 @@ export const Pagination = {
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
 };
 
-export const ListOrdersQuery = Type.Object({ status: Type.Optional(StringEnum(ORDER_STATUSES)), ...Pagination }, closed);
+export const ListOrdersQuery = Type.Object(
+  { status: Type.Optional(StringEnum(ORDER_STATUSES)), ...Pagination },
+  closed,
+);
 
 export const FeedbackBody = Type.Object(
-  { score: Type.Integer({ minimum: 1, maximum: 5 }), comment: Type.Optional(Type.String({ maxLength: 2000 })) },
+  {
+    score: Type.Integer({ minimum: 1, maximum: 5 }),
+    comment: Type.Optional(Type.String({ maxLength: 2000 })),
+  },
   closed,
 );
 
 export const CarrierEventBody = Type.Object(
   {
     trackingNumber: text(200),
-    status: StringEnum(['in_transit', 'out_for_delivery', 'delivered', 'failed_attempt', 'returned'] as const),
+    status: StringEnum([
+      'in_transit',
+      'out_for_delivery',
+      'delivered',
+      'failed_attempt',
+      'returned',
+    ] as const),
     at: Type.String({ format: 'date-time' }),
   },
   closed,
@@ -112,7 +129,11 @@ export const WarehouseBody = Type.Object(
 export type WarehouseBody = Static<typeof WarehouseBody>;
 
 export const InventoryBody = Type.Object(
-  { warehouseId: entityId('warehouse'), sku: text(64), quantity: Type.Integer({ minimum: 0, maximum: 1_000_000_000 }) },
+  {
+    warehouseId: entityId('warehouse'),
+    sku: text(64),
+    quantity: Type.Integer({ minimum: 0, maximum: 1_000_000_000 }),
+  },
   closed,
 );
 export type InventoryBody = Static<typeof InventoryBody>;

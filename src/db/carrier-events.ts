@@ -21,7 +21,11 @@ const MOVING = ['dispatched', 'in_transit'] as const;
  * Applies one carrier progress event. Repeats and late or out-of-order events change nothing
  * (every update is guarded by the status it moves from), so they are answered 2xx too.
  */
-export async function applyCarrierEvent(db: Db, carrierId: string, event: CarrierEvent): Promise<AppliedEvent | null> {
+export async function applyCarrierEvent(
+  db: Db,
+  carrierId: string,
+  event: CarrierEvent,
+): Promise<AppliedEvent | null> {
   const [parcel] = await db
     .select()
     .from(shipments)
@@ -32,13 +36,25 @@ export async function applyCarrierEvent(db: Db, carrierId: string, event: Carrie
 
   if (order.status === 'allocated' && parcel.status === 'booked') {
     // The booking answer beat our own commit of `dispatched`: ask the carrier to send it again shortly.
-    throw new AppError(503, 'not_ready', 'The order is still being dispatched; retry shortly.', undefined, { 'retry-after': '1' });
+    throw new AppError(503, 'not_ready', 'The order is still being dispatched; retry shortly.', undefined, {
+      'retry-after': '1',
+    });
   }
 
   return db.transaction(async (tx) => {
     const ids: string[] = [];
-    const move = async (to: 'in_transit' | 'delivered' | 'failed', extra: Parameters<typeof transition>[1]['set'] = {}) => {
-      const moved = await transition(tx, { orderId: order.id, attempt: order.attempt, from: MOVING, to, at: event.at, set: extra });
+    const move = async (
+      to: 'in_transit' | 'delivered' | 'failed',
+      extra: Parameters<typeof transition>[1]['set'] = {},
+    ) => {
+      const moved = await transition(tx, {
+        orderId: order.id,
+        attempt: order.attempt,
+        from: MOVING,
+        to,
+        at: event.at,
+        set: extra,
+      });
       if (moved) ids.push(...moved.notificationIds);
       return moved;
     };
@@ -67,10 +83,18 @@ export async function applyCarrierEvent(db: Db, carrierId: string, event: Carrie
         const parcels = await tx
           .select()
           .from(shipments)
-          .where(and(eq(shipments.orderId, order.id), eq(shipments.attempt, order.attempt), ne(shipments.status, 'cancelled')));
+          .where(
+            and(
+              eq(shipments.orderId, order.id),
+              eq(shipments.attempt, order.attempt),
+              ne(shipments.status, 'cancelled'),
+            ),
+          );
         const allDelivered = parcels.every((p) => p.status === 'delivered');
         if (allDelivered) {
-          const deliveredAt = new Date(Math.max(...parcels.map((p) => (p.deliveredAt ?? event.at).getTime())));
+          const deliveredAt = new Date(
+            Math.max(...parcels.map((p) => (p.deliveredAt ?? event.at).getTime())),
+          );
           await move('delivered', { deliveredAt });
         } else if (order.status === 'dispatched') {
           await move('in_transit');
@@ -79,7 +103,11 @@ export async function applyCarrierEvent(db: Db, carrierId: string, event: Carrie
       }
       case 'returned':
         if (order.status === 'delivered' || parcel.status === 'delivered') {
-          throw new AppError(409, 'already_delivered', 'The parcel was already delivered; a return is not a delivery failure.');
+          throw new AppError(
+            409,
+            'already_delivered',
+            'The parcel was already delivered; a return is not a delivery failure.',
+          );
         }
         await setParcel('returned', ['booked', 'in_transit']);
         await move('failed', { failureReason: 'returned' });

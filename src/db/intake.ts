@@ -81,7 +81,9 @@ export async function createOrder(
       .onConflictDoNothing({ target: [orders.shopId, orders.idempotencyKey] })
       .returning();
     if (!order) return null; // a concurrent request with this key committed first
-    await tx.insert(orderItems).values(body.items.map((item, line) => ({ orderId: order.id, line, ...item })));
+    await tx
+      .insert(orderItems)
+      .values(body.items.map((item, line) => ({ orderId: order.id, line, ...item })));
     const notificationIds = await recordEvent(tx, order, 'received', now, null);
     return { created: true, order, notificationIds };
   });
@@ -114,7 +116,10 @@ function repeat(order: OrderRow, hash: string): IntakeResult {
 /** A SKU is known once any warehouse lists it, even at 0. */
 async function assertKnownSkus(db: Db, skus: string[]): Promise<void> {
   const wanted = [...new Set(skus)];
-  const known = await db.selectDistinct({ sku: inventory.sku }).from(inventory).where(inArray(inventory.sku, wanted));
+  const known = await db
+    .selectDistinct({ sku: inventory.sku })
+    .from(inventory)
+    .where(inArray(inventory.sku, wanted));
   const knownSet = new Set(known.map((k) => k.sku));
   const unknown = wanted.filter((s) => !knownSet.has(s));
   if (unknown.length > 0) {
@@ -128,5 +133,7 @@ async function assertKnownSkus(db: Db, skus: string[]): Promise<void> {
 }
 
 function unknownSkuErrors(skus: string[], known: Set<string>) {
-  return skus.flatMap((sku, i) => (known.has(sku) ? [] : [{ path: `body/items/${i}/sku`, message: `unknown SKU "${sku}"` }]));
+  return skus.flatMap((sku, i) =>
+    known.has(sku) ? [] : [{ path: `body/items/${i}/sku`, message: `unknown SKU "${sku}"` }],
+  );
 }

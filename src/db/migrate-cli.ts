@@ -9,6 +9,10 @@ try {
   await database.close();
   console.log(`migrations applied (${database.kind})`);
 } catch (error) {
-  console.error(error instanceof ConfigError ? `configuration error: ${error.message}` : `migration failed: ${(error as Error).message}`);
+  console.error(
+    error instanceof ConfigError
+      ? `configuration error: ${error.message}`
+      : `migration failed: ${(error as Error).message}`,
+  );
   process.exit(1);
 }

@@ -28,14 +28,31 @@ interface NotifiedOrder {
  * channel and one for the shop's webhook. The unique (order, attempt, status, channel) key makes
  * a stage that runs twice write nothing new. Returns the ids to enqueue after commit.
  */
-export async function queueNotifications(tx: Db, order: NotifiedOrder, status: string, at: Date): Promise<string[]> {
+export async function queueNotifications(
+  tx: Db,
+  order: NotifiedOrder,
+  status: string,
+  at: Date,
+): Promise<string[]> {
   const channels: Channel[] = reachableChannels(order.customer, order.notifyChannels);
-  const [shop] = await tx.select({ webhookUrl: shops.webhookUrl }).from(shops).where(eq(shops.id, order.shopId));
+  const [shop] = await tx
+    .select({ webhookUrl: shops.webhookUrl })
+    .from(shops)
+    .where(eq(shops.id, order.shopId));
   if (shop?.webhookUrl) channels.push('webhook');
   if (channels.length === 0) return [];
   const rows = await tx
     .insert(notifications)
-    .values(channels.map((channel) => ({ id: randomUUID(), orderId: order.id, attempt: order.attempt, status, channel, at })))
+    .values(
+      channels.map((channel) => ({
+        id: randomUUID(),
+        orderId: order.id,
+        attempt: order.attempt,
+        status,
+        channel,
+        at,
+      })),
+    )
     .onConflictDoNothing()
     .returning({ id: notifications.id });
   return rows.map((r) => r.id);

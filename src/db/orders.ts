@@ -64,7 +64,13 @@ export async function releaseReservations(tx: Db, orderId: string, attempt: numb
   const held = await tx
     .update(allocations)
     .set({ state: 'released' })
-    .where(and(eq(allocations.orderId, orderId), eq(allocations.attempt, attempt), eq(allocations.state, 'reserved')))
+    .where(
+      and(
+        eq(allocations.orderId, orderId),
+        eq(allocations.attempt, attempt),
+        eq(allocations.state, 'reserved'),
+      ),
+    )
     .returning();
   for (const a of held) {
     await tx
@@ -79,7 +85,13 @@ export async function consumeReservations(tx: Db, orderId: string, attempt: numb
   const held = await tx
     .update(allocations)
     .set({ state: 'consumed' })
-    .where(and(eq(allocations.orderId, orderId), eq(allocations.attempt, attempt), eq(allocations.state, 'reserved')))
+    .where(
+      and(
+        eq(allocations.orderId, orderId),
+        eq(allocations.attempt, attempt),
+        eq(allocations.state, 'reserved'),
+      ),
+    )
     .returning();
   for (const a of held) {
     await tx
@@ -120,7 +132,11 @@ export async function orderDetails(db: Db, order: OrderRow) {
       .from(shipments)
       .where(and(eq(shipments.orderId, order.id), eq(shipments.attempt, order.attempt)))
       .orderBy(asc(shipments.createdAt), asc(shipments.id)),
-    db.select().from(orderEvents).where(eq(orderEvents.orderId, order.id)).orderBy(asc(orderEvents.at), asc(orderEvents.id)),
+    db
+      .select()
+      .from(orderEvents)
+      .where(eq(orderEvents.orderId, order.id))
+      .orderBy(asc(orderEvents.at), asc(orderEvents.id)),
   ]);
   return { items, allocations: allocated.filter((a) => a.state !== 'released'), shipments: parcels, events };
 }
@@ -140,7 +156,9 @@ export async function listShopOrders(
   if (opts.status) conditions.push(eq(orders.status, opts.status));
   if (opts.cursor) {
     const { createdAt, id } = opts.cursor;
-    conditions.push(or(lt(orders.createdAt, createdAt), and(eq(orders.createdAt, createdAt), lt(orders.id, id)))!);
+    conditions.push(
+      or(lt(orders.createdAt, createdAt), and(eq(orders.createdAt, createdAt), lt(orders.id, id)))!,
+    );
   }
   return db
     .select()

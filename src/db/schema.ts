@@ -234,7 +234,10 @@ export const carrierAttempts = pgTable(
     httpStatus: integer('http_status'),
     detail: text('detail'),
   },
-  (t) => [index('carrier_attempts_carrier_idx').on(t.carrierId, t.id), index('carrier_attempts_order_idx').on(t.orderId)],
+  (t) => [
+    index('carrier_attempts_carrier_idx').on(t.carrierId, t.id),
+    index('carrier_attempts_order_idx').on(t.orderId),
+  ],
 );
 
 export const feedback = pgTable('feedback', {

@@ -61,7 +61,12 @@ export function buildReport(orders: ReportOrder[], events: ReportEvent[]): DemoR
       const end = perOrder.get(to);
       if (start !== undefined && end !== undefined) durations.push(end - start);
     }
-    return { stage, count: durations.length, p50Ms: percentile(durations, 50), p95Ms: percentile(durations, 95) };
+    return {
+      stage,
+      count: durations.length,
+      p50Ms: percentile(durations, 50),
+      p95Ms: percentile(durations, 95),
+    };
   });
 
   return {
@@ -95,7 +100,8 @@ export function formatReport(report: DemoReport): string {
     '',
     'latency per stage       count        p50        p95',
     ...report.stages.map(
-      (s) => `  ${s.stage.padEnd(20)} ${String(s.count).padStart(6)} ${ms(s.p50Ms).padStart(10)} ${ms(s.p95Ms).padStart(10)}`,
+      (s) =>
+        `  ${s.stage.padEnd(20)} ${String(s.count).padStart(6)} ${ms(s.p50Ms).padStart(10)} ${ms(s.p95Ms).padStart(10)}`,
     ),
     '──────────────────────────────────────────────────────',
   ];

@@ -29,15 +29,23 @@ async function main() {
   });
   const running = await startProcess('all', config);
   // A fresh in-memory database: jobs a previous demo left under this prefix name nothing here.
-  await Promise.all(Object.values(running.ctx.queues.queues).map((q) => q.obliterate({ force: true }).catch(() => undefined)));
+  await Promise.all(
+    Object.values(running.ctx.queues.queues).map((q) => q.obliterate({ force: true }).catch(() => undefined)),
+  );
   await running.ready;
   const { port } = running.app.server.address() as AddressInfo;
   const api = `http://127.0.0.1:${port}`;
   const admin = { authorization: `Bearer ${config.adminToken}`, 'content-type': 'application/json' };
-  const call = async (method: string, path: string, body: unknown, headers: Record<string, string> = admin) => {
+  const call = async (
+    method: string,
+    path: string,
+    body: unknown,
+    headers: Record<string, string> = admin,
+  ) => {
     const response = await fetch(`${api}${path}`, { method, headers, body: JSON.stringify(body) });
     const json = (await response.json().catch(() => ({}))) as Record<string, unknown>;
-    if (response.status >= 400) throw new Error(`${method} ${path} → ${response.status} ${JSON.stringify(json)}`);
+    if (response.status >= 400)
+      throw new Error(`${method} ${path} → ${response.status} ${JSON.stringify(json)}`);
     return json;
   };
 
@@ -63,14 +71,30 @@ async function main() {
     progress,
   });
   await call('POST', '/v1/admin/carriers', {
-    id: 'swift', name: 'Swift Express (flaky)', kind: 'http', baseUrl: swift.url, apiKey: 'swift-key',
-    webhookSecret: 'swift-secret-0001', regions: ['*'], rank: 1, transitHours: 24,
+    id: 'swift',
+    name: 'Swift Express (flaky)',
+    kind: 'http',
+    baseUrl: swift.url,
+    apiKey: 'swift-key',
+    webhookSecret: 'swift-secret-0001',
+    regions: ['*'],
+    rank: 1,
+    transitHours: 24,
   });
   await call('POST', '/v1/admin/carriers', {
-    id: 'steady', name: 'Steady Post', kind: 'http', baseUrl: steady.url, webhookSecret: 'steady-secret-001',
-    regions: ['*'], rank: 2, transitHours: 48,
+    id: 'steady',
+    name: 'Steady Post',
+    kind: 'http',
+    baseUrl: steady.url,
+    webhookSecret: 'steady-secret-001',
+    regions: ['*'],
+    rank: 2,
+    transitHours: 48,
   });
-  const shop = (await call('POST', '/v1/admin/shops', { name: 'Lockdown Groceries', rateLimitPerMinute: 100_000 })) as {
+  const shop = (await call('POST', '/v1/admin/shops', {
+    name: 'Lockdown Groceries',
+    rateLimitPerMinute: 100_000,
+  })) as {
     apiKey: string;
   };
   const warehouses = [
@@ -78,17 +102,32 @@ async function main() {
     ['wh-minhang', 'shanghai-minhang'],
     ['wh-wuhan', 'wuhan-jiangan'],
   ];
-  const stock: Record<string, number> = { 'MASK-N95': 400, THERMOMETER: 60, 'RICE-5KG': 150, SANITIZER: 200, 'BABY-FORMULA': 25 };
+  const stock: Record<string, number> = {
+    'MASK-N95': 400,
+    THERMOMETER: 60,
+    'RICE-5KG': 150,
+    SANITIZER: 200,
+    'BABY-FORMULA': 25,
+  };
   for (const [id, region] of warehouses) {
     await call('POST', '/v1/admin/warehouses', { id, name: id, region });
-    for (const [sku, quantity] of Object.entries(stock)) await call('PUT', '/v1/admin/inventory', { warehouseId: id, sku, quantity });
+    for (const [sku, quantity] of Object.entries(stock))
+      await call('PUT', '/v1/admin/inventory', { warehouseId: id, sku, quantity });
   }
 
   console.log(`Surgeline demo: ${ORDERS} orders against ${api} (carriers: swift 20% failures, steady 2%)`);
-  const bodies = surgeOrders(ORDERS, Object.keys(stock), warehouses.map(([, region]) => region));
+  const bodies = surgeOrders(
+    ORDERS,
+    Object.keys(stock),
+    warehouses.map(([, region]) => region),
+  );
   const ids: string[] = [];
   let rejected = 0;
-  const shopHeaders = (key: string) => ({ authorization: `Bearer ${shop.apiKey}`, 'idempotency-key': key, 'content-type': 'application/json' });
+  const shopHeaders = (key: string) => ({
+    authorization: `Bearer ${shop.apiKey}`,
+    'idempotency-key': key,
+    'content-type': 'application/json',
+  });
   for (let i = 0; i < bodies.length; i += CONCURRENCY) {
     await Promise.all(
       bodies.slice(i, i + CONCURRENCY).map(async (body, j) => {
@@ -160,6 +199,10 @@ function drawProgress(posted: number, done: number, total: number, phase: string
 }
 
 main().catch((error) => {
-  console.error(error instanceof ConfigError ? `configuration error: ${error.message}` : `demo failed: ${(error as Error).message}`);
+  console.error(
+    error instanceof ConfigError
+      ? `configuration error: ${error.message}`
+      : `demo failed: ${(error as Error).message}`,
+  );
   process.exit(1);
 });

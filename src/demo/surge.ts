@@ -22,8 +22,18 @@ export function surgeOrders(count: number, skus: string[], regions: string[], se
     return {
       externalId: `DEMO-${String(i + 1).padStart(5, '0')}`,
       priority,
-      customer: { name: `Customer ${i + 1}`, phone: `+86138${String(10_000_000 + i).slice(-8)}`, email: `c${i + 1}@example.com` },
-      shippingAddress: { region: pick(regions), line1: `${i + 1} Demo Road`, city: 'Shanghai', postalCode: '200000', country: 'CN' },
+      customer: {
+        name: `Customer ${i + 1}`,
+        phone: `+86138${String(10_000_000 + i).slice(-8)}`,
+        email: `c${i + 1}@example.com`,
+      },
+      shippingAddress: {
+        region: pick(regions),
+        line1: `${i + 1} Demo Road`,
+        city: 'Shanghai',
+        postalCode: '200000',
+        country: 'CN',
+      },
       items: chosen.map((sku) => ({ sku, quantity: 1 + Math.floor(random() * 3) })),
       contactless: random() < 0.7,
       locale: random() < 0.8 ? 'zh-CN' : 'en',

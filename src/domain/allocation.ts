@@ -15,7 +15,11 @@ export interface WarehouseStock {
  * then the ones with the most spare stock across the order's SKUs (so a surge drains evenly),
  * then by id so the choice is deterministic.
  */
-export function singleWarehouseCandidates(lines: OrderLine[], stock: WarehouseStock[], region: string): string[] {
+export function singleWarehouseCandidates(
+  lines: OrderLine[],
+  stock: WarehouseStock[],
+  region: string,
+): string[] {
   const needed = new Map<string, number>();
   for (const line of lines) needed.set(line.sku, (needed.get(line.sku) ?? 0) + line.quantity);
 
@@ -40,7 +44,9 @@ export function singleWarehouseCandidates(lines: OrderLine[], stock: WarehouseSt
     }
     if (fills) candidates.push({ id, local: entry.region === region, spare });
   }
-  candidates.sort((a, b) => Number(b.local) - Number(a.local) || b.spare - a.spare || a.id.localeCompare(b.id));
+  candidates.sort(
+    (a, b) => Number(b.local) - Number(a.local) || b.spare - a.spare || a.id.localeCompare(b.id),
+  );
   return candidates.map((c) => c.id);
 }
 

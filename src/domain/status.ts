@@ -19,7 +19,12 @@ export type TimelineStatus = OrderStatus | (typeof TIMELINE_ONLY)[number];
 export const TERMINAL: ReadonlySet<OrderStatus> = new Set(['delivered', 'cancelled', 'failed']);
 
 /** Statuses from which an order may still be cancelled (nothing has left a warehouse). */
-export const CANCELLABLE: ReadonlySet<OrderStatus> = new Set(['received', 'backordered', 'on_hold', 'allocated']);
+export const CANCELLABLE: ReadonlySet<OrderStatus> = new Set([
+  'received',
+  'backordered',
+  'on_hold',
+  'allocated',
+]);
 
 const FORWARD: Record<OrderStatus, readonly OrderStatus[]> = {
   received: ['backordered', 'on_hold', 'allocated', 'cancelled', 'failed'],

@@ -9,13 +9,20 @@ const ENQUEUE_TIMEOUT_MS = 2000;
  * the work, and the reconciler enqueues it again once Redis answers. Bounded in time, so a
  * request never hangs on a Redis that is away.
  */
-export async function enqueueAfterCommit(ctx: Context, what: string, add: () => Promise<unknown>): Promise<void> {
+export async function enqueueAfterCommit(
+  ctx: Context,
+  what: string,
+  add: () => Promise<unknown>,
+): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
       add(),
       new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ENQUEUE_TIMEOUT_MS} ms`)), ENQUEUE_TIMEOUT_MS);
+        timer = setTimeout(
+          () => reject(new Error(`Redis did not answer within ${ENQUEUE_TIMEOUT_MS} ms`)),
+          ENQUEUE_TIMEOUT_MS,
+        );
       }),
     ]);
   } catch (error) {
@@ -26,5 +33,7 @@ export async function enqueueAfterCommit(ctx: Context, what: string, add: () => 
 }
 
 export async function enqueueNotifications(ctx: Context, ids: string[], priority: Priority): Promise<void> {
-  await Promise.all(ids.map((id) => enqueueAfterCommit(ctx, `notification ${id}`, () => ctx.queues.notify(id, priority))));
+  await Promise.all(
+    ids.map((id) => enqueueAfterCommit(ctx, `notification ${id}`, () => ctx.queues.notify(id, priority))),
+  );
 }

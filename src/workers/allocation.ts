@@ -59,7 +59,9 @@ export async function allocateOrder(ctx: Context, job: AllocationJob): Promise<A
         });
         if (!result) return null;
         await reserve(tx, order.id, order.attempt, warehouseId, lines);
-        await tx.insert(shipments).values({ id: randomUUID(), orderId: order.id, attempt: order.attempt, warehouseId });
+        await tx
+          .insert(shipments)
+          .values({ id: randomUUID(), orderId: order.id, attempt: order.attempt, warehouseId });
         return result;
       })
       .catch((error) => {
@@ -103,6 +105,8 @@ async function reserve(tx: Db, orderId: string, attempt: number, warehouseId: st
       )
       .returning({ sku: inventory.sku });
     if (updated.length === 0) throw new StockTaken();
-    await tx.insert(allocations).values({ orderId, attempt, warehouseId, sku: line.sku, quantity: line.quantity });
+    await tx
+      .insert(allocations)
+      .values({ orderId, attempt, warehouseId, sku: line.sku, quantity: line.quantity });
   }
 }

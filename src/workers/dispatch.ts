@@ -1,6 +1,12 @@
 import { and, eq, inArray } from 'drizzle-orm';
 import type { Context } from '../context.js';
-import { consumeReservations, findOrder, releaseReservations, transition, type OrderRow } from '../db/orders.js';
+import {
+  consumeReservations,
+  findOrder,
+  releaseReservations,
+  transition,
+  type OrderRow,
+} from '../db/orders.js';
 import { carrierAttempts, carriers, orderItems, shipments } from '../db/schema.js';
 import { eligibleCarriers } from '../domain/carriers.js';
 import type { Priority } from '../domain/priority.js';
@@ -22,7 +28,11 @@ export type DispatchOutcome = 'dispatched' | 'no_carrier' | 'carrier_failed' | '
  * moves the order to `dispatched` and takes its stock off the shelf in one transaction.
  * `finalAttempt`: no retry is left, so a transient failure fails the order `carrier_failed`.
  */
-export async function dispatchOrder(ctx: Context, job: DispatchJob, finalAttempt: boolean): Promise<DispatchOutcome> {
+export async function dispatchOrder(
+  ctx: Context,
+  job: DispatchJob,
+  finalAttempt: boolean,
+): Promise<DispatchOutcome> {
   const order = await findOrder(ctx.db, job.orderId);
   if (!order || order.attempt !== job.attempt || order.status !== 'allocated') return 'skipped';
 
@@ -32,14 +42,22 @@ export async function dispatchOrder(ctx: Context, job: DispatchJob, finalAttempt
   const parcels = await ctx.db
     .select()
     .from(shipments)
-    .where(and(eq(shipments.orderId, order.id), eq(shipments.attempt, order.attempt), eq(shipments.status, 'pending')));
+    .where(
+      and(
+        eq(shipments.orderId, order.id),
+        eq(shipments.attempt, order.attempt),
+        eq(shipments.status, 'pending'),
+      ),
+    );
   const items = await ctx.db.select().from(orderItems).where(eq(orderItems.orderId, order.id));
 
   for (const parcel of parcels) {
     const outcome = await bookParcel(ctx, order, parcel, items, candidates);
-    if (outcome === 'refused') return fail(ctx, order, 'no_carrier', 'every eligible carrier refused the parcel');
+    if (outcome === 'refused')
+      return fail(ctx, order, 'no_carrier', 'every eligible carrier refused the parcel');
     if (outcome === 'transient') {
-      if (finalAttempt) return fail(ctx, order, 'carrier_failed', 'retries exhausted at every eligible carrier');
+      if (finalAttempt)
+        return fail(ctx, order, 'carrier_failed', 'retries exhausted at every eligible carrier');
       throw new TransientDispatchError(`parcel ${parcel.id}: carrier unavailable, will retry`);
     }
   }
@@ -56,8 +74,13 @@ export async function dispatchOrder(ctx: Context, job: DispatchJob, finalAttempt
     return moved;
   });
   if (!dispatched) {
-    // Cancelled (or failed) while we were booking: undo the bookings so no parcel ships.
-    await cancelBookings(ctx, order);
+    // Cancelled (or failed) while we were booking: undo the bookings so no parcel ships. But a
+    // duplicate of this job (redelivered, re-enqueued by the reconciler) that dispatched first
+    // booked the very same parcels under the same keys: those must stay booked.
+    const now = await findOrder(ctx.db, order.id);
+    const shipping = ['dispatched', 'in_transit', 'delivered'];
+    const shippedByDuplicate = now?.attempt === order.attempt && shipping.includes(now.status);
+    if (!shippedByDuplicate) await cancelBookings(ctx, order);
     return 'skipped';
   }
   await enqueueNotifications(ctx, dispatched.notificationIds, order.priority as Priority);
@@ -98,15 +121,27 @@ async function bookParcel(
       return 'booked';
     }
     if (outcome.kind !== 'refused') {
-      ctx.log.warn({ orderId: order.id, carrierId: carrier.id, outcome: outcome.kind, detail: outcome.detail }, 'booking failed');
+      ctx.log.warn(
+        { orderId: order.id, carrierId: carrier.id, outcome: outcome.kind, detail: outcome.detail },
+        'booking failed',
+      );
       return 'transient';
     }
-    ctx.log.info({ orderId: order.id, carrierId: carrier.id, detail: outcome.detail }, 'carrier refused parcel');
+    ctx.log.info(
+      { orderId: order.id, carrierId: carrier.id, detail: outcome.detail },
+      'carrier refused parcel',
+    );
   }
   return 'refused';
 }
 
-async function recordAttempt(ctx: Context, order: OrderRow, parcel: ShipmentRow, carrierId: string, o: BookingOutcome) {
+async function recordAttempt(
+  ctx: Context,
+  order: OrderRow,
+  parcel: ShipmentRow,
+  carrierId: string,
+  o: BookingOutcome,
+) {
   await ctx.db.insert(carrierAttempts).values({
     orderId: order.id,
     shipmentId: parcel.id,
@@ -118,7 +153,12 @@ async function recordAttempt(ctx: Context, order: OrderRow, parcel: ShipmentRow,
 }
 
 /** Ends the order `failed`, releasing its stock in the same transaction, then cancels any booking. */
-async function fail(ctx: Context, order: OrderRow, reason: FailureReason, detail: string): Promise<DispatchOutcome> {
+async function fail(
+  ctx: Context,
+  order: OrderRow,
+  reason: FailureReason,
+  detail: string,
+): Promise<DispatchOutcome> {
   const failed = await ctx.db.transaction(async (tx) => {
     const moved = await transition(tx, {
       orderId: order.id,
@@ -146,19 +186,28 @@ async function cancelBookings(ctx: Context, order: OrderRow) {
   const parcels = await ctx.db
     .select()
     .from(shipments)
-    .where(and(eq(shipments.orderId, order.id), eq(shipments.attempt, order.attempt), inArray(shipments.status, ['pending', 'booked'])));
+    .where(
+      and(
+        eq(shipments.orderId, order.id),
+        eq(shipments.attempt, order.attempt),
+        inArray(shipments.status, ['pending', 'booked']),
+      ),
+    );
   if (parcels.length === 0) return;
   const tried = await ctx.db
     .selectDistinct({ shipmentId: carrierAttempts.shipmentId, carrierId: carrierAttempts.carrierId })
     .from(carrierAttempts)
-    .where(and(eq(carrierAttempts.orderId, order.id), inArray(carrierAttempts.outcome, ['booked', 'timeout'])));
+    .where(
+      and(eq(carrierAttempts.orderId, order.id), inArray(carrierAttempts.outcome, ['booked', 'timeout'])),
+    );
   const all = await ctx.db.select().from(carriers);
   for (const parcel of parcels) {
     for (const { carrierId } of tried.filter((t) => t.shipmentId === parcel.id)) {
       const carrier = all.find((c) => c.id === carrierId);
       if (!carrier) continue;
       const result = await ctx.carriers.cancel(carrier, parcel.id);
-      if (result === 'failed') ctx.log.error({ orderId: order.id, carrierId, shipmentId: parcel.id }, 'could not cancel booking');
+      if (result === 'failed')
+        ctx.log.error({ orderId: order.id, carrierId, shipmentId: parcel.id }, 'could not cancel booking');
     }
     await ctx.db
       .update(shipments)

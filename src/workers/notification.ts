@@ -18,7 +18,11 @@ export type NotificationOutcome = 'sent' | 'skipped' | 'given_up';
  * so a job that runs twice sends once. A failure throws (BullMQ retries with capped backoff);
  * on the last attempt the row is marked failed and logged instead.
  */
-export async function sendNotification(ctx: Context, job: NotificationJob, finalAttempt: boolean): Promise<NotificationOutcome> {
+export async function sendNotification(
+  ctx: Context,
+  job: NotificationJob,
+  finalAttempt: boolean,
+): Promise<NotificationOutcome> {
   const [row] = await ctx.db.select().from(notifications).where(eq(notifications.id, job.notificationId));
   if (!row || row.state !== 'pending') return 'skipped';
   const order = await findOrder(ctx.db, row.orderId);
@@ -26,15 +30,25 @@ export async function sendNotification(ctx: Context, job: NotificationJob, final
 
   let body: Record<string, unknown>;
   try {
-    body = row.channel === 'webhook' ? await sendWebhook(ctx, order, row) : await sendCustomerMessage(ctx, order, row);
+    body =
+      row.channel === 'webhook'
+        ? await sendWebhook(ctx, order, row)
+        : await sendCustomerMessage(ctx, order, row);
   } catch (error) {
     const message = (error as Error).message;
     await ctx.db
       .update(notifications)
-      .set({ tries: sql`${notifications.tries} + 1`, lastError: message, state: finalAttempt ? 'failed' : 'pending' })
+      .set({
+        tries: sql`${notifications.tries} + 1`,
+        lastError: message,
+        state: finalAttempt ? 'failed' : 'pending',
+      })
       .where(eq(notifications.id, row.id));
     if (finalAttempt) {
-      ctx.log.error({ orderId: order.id, channel: row.channel, status: row.status, err: message }, 'notification given up');
+      ctx.log.error(
+        { orderId: order.id, channel: row.channel, status: row.status, err: message },
+        'notification given up',
+      );
       return 'given_up';
     }
     throw error;
@@ -46,7 +60,11 @@ export async function sendNotification(ctx: Context, job: NotificationJob, final
   return 'sent';
 }
 
-async function sendWebhook(ctx: Context, order: OrderRow, row: NotificationRow): Promise<Record<string, unknown>> {
+async function sendWebhook(
+  ctx: Context,
+  order: OrderRow,
+  row: NotificationRow,
+): Promise<Record<string, unknown>> {
   const [shop] = await ctx.db.select().from(shops).where(eq(shops.id, order.shopId));
   if (!shop?.webhookUrl) return { skipped: 'shop has no webhookUrl' };
   const event = {
@@ -60,7 +78,11 @@ async function sendWebhook(ctx: Context, order: OrderRow, row: NotificationRow):
   return event;
 }
 
-async function sendCustomerMessage(ctx: Context, order: OrderRow, row: NotificationRow): Promise<Record<string, unknown>> {
+async function sendCustomerMessage(
+  ctx: Context,
+  order: OrderRow,
+  row: NotificationRow,
+): Promise<Record<string, unknown>> {
   const channel = row.channel as 'sms' | 'email';
   const to = channel === 'sms' ? order.customer.phone : order.customer.email;
   if (!to) return { skipped: `customer has no ${channel} contact` };
@@ -72,7 +94,10 @@ async function sendCustomerMessage(ctx: Context, order: OrderRow, row: Notificat
     trackingUrl: `${ctx.config.publicUrl}/v1/track/${order.trackingToken}`,
     contactless: order.contactless,
   });
-  const key = row.attempt > 1 ? `${order.id}:${row.attempt}:${row.status}:${channel}` : `${order.id}:${row.status}:${channel}`;
+  const key =
+    row.attempt > 1
+      ? `${order.id}:${row.attempt}:${row.status}:${channel}`
+      : `${order.id}:${row.status}:${channel}`;
   const message: CustomerMessage = { channel, to, subject, text, idempotencyKey: key };
   await ctx.notifier.send(message);
   return { provider: ctx.notifier.name, to, subject, text, idempotencyKey: key };

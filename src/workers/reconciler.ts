@@ -16,7 +16,13 @@ const BATCH = 500;
 export async function reconcileOnce(ctx: Context): Promise<number> {
   const lockKey = `${ctx.config.queuePrefix}:reconciler:lock`;
   const token = randomUUID();
-  const locked = await ctx.redis.set(lockKey, token, 'PX', Math.max(ctx.config.reconcileIntervalMs, 1000), 'NX');
+  const locked = await ctx.redis.set(
+    lockKey,
+    token,
+    'PX',
+    Math.max(ctx.config.reconcileIntervalMs, 1000),
+    'NX',
+  );
   if (locked !== 'OK') return 0;
 
   const before = new Date(Date.now() - ctx.config.reconcileGraceMs);
@@ -78,7 +84,9 @@ async function ensureJob(queue: Queue, jobId: string, add: () => Promise<Job>): 
 
 export function startReconciler(ctx: Context): { stop(): void } {
   const timer = setInterval(() => {
-    reconcileOnce(ctx).catch((error) => ctx.log.warn({ err: error }, 'reconciler pass failed; will try again'));
+    reconcileOnce(ctx).catch((error) =>
+      ctx.log.warn({ err: error }, 'reconciler pass failed; will try again'),
+    );
   }, ctx.config.reconcileIntervalMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };

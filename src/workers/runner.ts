@@ -34,7 +34,10 @@ export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Me
           return await PROCESSORS[name](ctx, job);
         } catch (error) {
           if (error instanceof UnrecoverableError) throw error;
-          ctx.log.warn({ queue: name, jobId: job.id, attempt: job.attemptsMade + 1, err: (error as Error).message }, 'job failed; will retry');
+          ctx.log.warn(
+            { queue: name, jobId: job.id, attempt: job.attemptsMade + 1, err: (error as Error).message },
+            'job failed; will retry',
+          );
           throw error;
         }
       },
@@ -48,9 +51,12 @@ export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Me
         settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
       },
     );
-    worker.on('error', (error) => ctx.log.warn({ queue: name, err: error.message }, 'worker connection error'));
+    worker.on('error', (error) =>
+      ctx.log.warn({ queue: name, err: error.message }, 'worker connection error'),
+    );
     worker.on('failed', (job, error) => {
-      if (job && isFinalAttempt(job)) ctx.log.error({ queue: name, jobId: job.id, err: error.message }, 'job failed for good');
+      if (job && isFinalAttempt(job))
+        ctx.log.error({ queue: name, jobId: job.id, err: error.message }, 'job failed for good');
     });
     worker.on('completed', (job) => {
       if (metrics && job.processedOn && job.finishedOn) {
@@ -65,7 +71,10 @@ export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Me
     workers,
     async close() {
       reconciler.stop();
-      await Promise.all(workers.map((w) => w.close()));
+      // With Redis away a graceful close would wait for it forever; jobs in flight then come
+      // back through their expired locks (or the reconciler) instead.
+      const force = ctx.redis.status !== 'ready';
+      await Promise.all(workers.map((w) => w.close(force)));
       await Promise.all(workers.map((w) => w.disconnect().catch(() => undefined)));
     },
   };

@@ -1,8 +1,22 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCarrierSimulator, type CarrierSimulator } from '../../src/demo/carrier-simulator.js';
-import { createCarrier, createShop, createWarehouse, newKey, orderBody, setStock, shopHeaders } from '../helpers/fixtures.js';
-import { startTestServer, testDatabase, waitFor, type TestDatabase, type TestServer } from '../helpers/harness.js';
+import {
+  createCarrier,
+  createShop,
+  createWarehouse,
+  newKey,
+  orderBody,
+  setStock,
+  shopHeaders,
+} from '../helpers/fixtures.js';
+import {
+  startTestServer,
+  testDatabase,
+  waitFor,
+  type TestDatabase,
+  type TestServer,
+} from '../helpers/harness.js';
 import { startReceiver } from '../helpers/receiver.js';
 
 const SECRET = 'carrier-secret-123';
@@ -28,7 +42,12 @@ describe('an order travels the whole pipeline', () => {
     shop = await createShop(server.app, { webhookUrl: receiver.url });
     await createWarehouse(server.app, 'wh-pudong');
     await setStock(server.app, 'wh-pudong', 'MASK-N95', 10);
-    await createCarrier(server.app, { id: 'sim-express', baseUrl: carrier.url, apiKey: 'carrier-key', webhookSecret: SECRET });
+    await createCarrier(server.app, {
+      id: 'sim-express',
+      baseUrl: carrier.url,
+      apiKey: 'carrier-key',
+      webhookSecret: SECRET,
+    });
   });
 
   afterAll(async () => {
@@ -49,7 +68,10 @@ describe('an order travels the whole pipeline', () => {
     expect(accepted.status).toBe('received');
 
     const delivered = await waitFor(async () => {
-      const response = await server.app.inject({ url: `/v1/orders/${accepted.id}`, headers: shopHeaders(shop.apiKey) });
+      const response = await server.app.inject({
+        url: `/v1/orders/${accepted.id}`,
+        headers: shopHeaders(shop.apiKey),
+      });
       const order = response.json();
       return order.status === 'delivered' ? order : undefined;
     }, 'the order to be delivered');
@@ -81,7 +103,9 @@ describe('an order travels the whole pipeline', () => {
     for (const hook of hooks) {
       const [t, v1] = String(hook.headers['x-surgeline-signature']).split(',');
       const timestamp = t.replace('t=', '');
-      const expected = createHmac('sha256', shop.webhookSecret).update(`${timestamp}.${hook.body}`).digest('hex');
+      const expected = createHmac('sha256', shop.webhookSecret)
+        .update(`${timestamp}.${hook.body}`)
+        .digest('hex');
       expect(v1).toBe(`v1=${expected}`);
       expect(hook.json.type).toBe('order.status_changed');
     }

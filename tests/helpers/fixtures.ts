@@ -32,9 +32,15 @@ export function orderBody(overrides: Record<string, unknown> = {}) {
   };
 }
 
-async function adminPost(app: FastifyInstance, url: string, payload: unknown, method: 'POST' | 'PUT' = 'POST') {
+async function adminPost(
+  app: FastifyInstance,
+  url: string,
+  payload: unknown,
+  method: 'POST' | 'PUT' = 'POST',
+) {
   const response = await app.inject({ method, url, headers: admin, payload: payload as object });
-  if (response.statusCode >= 300) throw new Error(`${method} ${url} → ${response.statusCode} ${response.body}`);
+  if (response.statusCode >= 300)
+    throw new Error(`${method} ${url} → ${response.statusCode} ${response.body}`);
   return response.json();
 }
 

@@ -10,7 +10,14 @@ import { count, eq } from 'drizzle-orm';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { notifications, orderEvents, orderItems, orders } from '../../src/db/schema.js';
-import { createShop, createWarehouse, newKey, orderBody, setStock, shopHeaders } from '../helpers/fixtures.js';
+import {
+  createShop,
+  createWarehouse,
+  newKey,
+  orderBody,
+  setStock,
+  shopHeaders,
+} from '../helpers/fixtures.js';
 import { startTestServer, testDatabase, type TestDatabase, type TestServer } from '../helpers/harness.js';
 
 const PUBLIC_URL = 'https://track.surgeline.test';
@@ -26,10 +33,18 @@ function expectProblem(response: LightMyRequestResponse, status: number, code?: 
   expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
   const body = response.json();
   expect(body).toMatchObject({ status });
-  for (const field of ['type', 'title', 'detail', 'code'] as const) expect(typeof body[field], field).toBe('string');
+  for (const field of ['type', 'title', 'detail', 'code'] as const)
+    expect(typeof body[field], field).toBe('string');
   if (code) expect(body.code).toBe(code);
   expect(response.body).not.toMatch(/\n\s+at |node_modules|\.ts:\d+|SELECT |INSERT |"stack"/);
-  return body as { type: string; title: string; status: number; detail: string; code: string; errors?: { path: string; message: string }[] };
+  return body as {
+    type: string;
+    title: string;
+    status: number;
+    detail: string;
+    code: string;
+    errors?: { path: string; message: string }[];
+  };
 }
 
 function expectValidationError(response: LightMyRequestResponse, path: string) {
@@ -64,11 +79,12 @@ describe('shop order intake', () => {
     await db?.drop();
   });
 
-  const post = (payload: unknown, key: string | undefined = newKey(), apiKey = shop.apiKey) =>
+  /** `key: null` sends no Idempotency-Key at all. */
+  const post = (payload: unknown, key: string | null = newKey(), apiKey = shop.apiKey) =>
     server.app.inject({
       method: 'POST',
       url: '/v1/orders',
-      headers: { ...shopHeaders(apiKey, key), 'content-type': 'application/json' },
+      headers: { ...shopHeaders(apiKey, key ?? undefined), 'content-type': 'application/json' },
       payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
     });
 
@@ -88,7 +104,12 @@ describe('shop order intake', () => {
       db.select({ n: count() }).from(orderEvents),
       db.select({ n: count() }).from(notifications),
     ]);
-    return { orders: Number(o.n), orderItems: Number(i.n), orderEvents: Number(e.n), notifications: Number(n.n) };
+    return {
+      orders: Number(o.n),
+      orderItems: Number(i.n),
+      orderEvents: Number(e.n),
+      notifications: Number(n.n),
+    };
   }
 
   /** Runs a request that must be refused and checks that it wrote nothing. */
@@ -120,7 +141,12 @@ describe('shop order intake', () => {
       // The self link names the order the shop can read back.
       const read = await server.app.inject({ url: body.links.self, headers: shopHeaders(shop.apiKey) });
       expect(read.statusCode).toBe(200);
-      expect(read.json()).toMatchObject({ id: body.id, status: 'received', priority: 'essential', promisedBy: body.promisedBy });
+      expect(read.json()).toMatchObject({
+        id: body.id,
+        status: 'received',
+        priority: 'essential',
+        promisedBy: body.promisedBy,
+      });
     });
 
     it('gives every order its own tracking token', async () => {
@@ -157,7 +183,9 @@ describe('shop order intake', () => {
       expect(response.statusCode, response.body).toBe(202);
       const id = response.json().id;
       const lines = await server.ctx.db.select().from(orderItems).where(eq(orderItems.orderId, id));
-      expect(lines.sort((a, b) => a.line - b.line).map((l) => ({ sku: l.sku, quantity: l.quantity }))).toEqual(items);
+      expect(
+        lines.sort((a, b) => a.line - b.line).map((l) => ({ sku: l.sku, quantity: l.quantity })),
+      ).toEqual(items);
       const events = await server.ctx.db.select().from(orderEvents).where(eq(orderEvents.orderId, id));
       expect(events.map((e) => e.status)).toEqual(['received']);
     });
@@ -191,7 +219,11 @@ describe('shop order intake', () => {
       const reversed = (value: unknown): unknown => {
         if (Array.isArray(value)) return value.map(reversed);
         if (value && typeof value === 'object') {
-          return Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reversed(v)]));
+          return Object.fromEntries(
+            Object.entries(value)
+              .reverse()
+              .map(([k, v]) => [k, reversed(v)]),
+          );
         }
         return value;
       };
@@ -225,34 +257,54 @@ describe('shop order intake', () => {
 
     it('answers concurrent duplicates with one 202, the rest 200, one order', async () => {
       const key = newKey();
-      const body = orderBody({ items: [{ sku: 'MASK-N95', quantity: 2 }, { sku: 'GLOVE-M', quantity: 1 }] });
+      const body = orderBody({
+        items: [
+          { sku: 'MASK-N95', quantity: 2 },
+          { sku: 'GLOVE-M', quantity: 1 },
+        ],
+      });
       const responses = await Promise.all(Array.from({ length: 10 }, () => post(body, key)));
       const statuses = responses.map((r) => r.statusCode);
-      expect(statuses.filter((s) => s === 202), JSON.stringify(statuses)).toHaveLength(1);
-      expect(statuses.filter((s) => s === 200), JSON.stringify(statuses)).toHaveLength(9);
+      expect(
+        statuses.filter((s) => s === 202),
+        JSON.stringify(statuses),
+      ).toHaveLength(1);
+      expect(
+        statuses.filter((s) => s === 200),
+        JSON.stringify(statuses),
+      ).toHaveLength(9);
       const ids = new Set(responses.map((r) => r.json().id));
       expect(ids.size).toBe(1);
 
-      const rows = await server.ctx.db
-        .select()
-        .from(orders)
-        .where(eq(orders.idempotencyKey, key));
+      const rows = await server.ctx.db.select().from(orders).where(eq(orders.idempotencyKey, key));
       expect(rows).toHaveLength(1);
       expect(rows[0].id).toBe([...ids][0]);
       const lines = await server.ctx.db.select().from(orderItems).where(eq(orderItems.orderId, rows[0].id));
       expect(lines).toHaveLength(2);
-      const events = await server.ctx.db.select().from(orderEvents).where(eq(orderEvents.orderId, rows[0].id));
+      const events = await server.ctx.db
+        .select()
+        .from(orderEvents)
+        .where(eq(orderEvents.orderId, rows[0].id));
       expect(events).toHaveLength(1);
     });
 
     it('answers concurrent requests with one key and different bodies with one order and 409s, never 5xx', async () => {
       const key = newKey();
-      const bodies = Array.from({ length: 6 }, (_, i) => orderBody({ items: [{ sku: 'MASK-N95', quantity: i + 1 }] }));
+      const bodies = Array.from({ length: 6 }, (_, i) =>
+        orderBody({ items: [{ sku: 'MASK-N95', quantity: i + 1 }] }),
+      );
       const responses = await Promise.all(bodies.map((b) => post(b, key)));
       const statuses = responses.map((r) => r.statusCode);
-      expect(statuses.filter((s) => s === 202), JSON.stringify(statuses)).toHaveLength(1);
-      expect(statuses.filter((s) => s === 409), JSON.stringify(statuses)).toHaveLength(5);
-      for (const r of responses.filter((r) => r.statusCode === 409)) expectProblem(r, 409, 'idempotency_conflict');
+      expect(
+        statuses.filter((s) => s === 202),
+        JSON.stringify(statuses),
+      ).toHaveLength(1);
+      expect(
+        statuses.filter((s) => s === 409),
+        JSON.stringify(statuses),
+      ).toHaveLength(5);
+      for (const r of responses.filter((r) => r.statusCode === 409))
+        expectProblem(r, 409, 'idempotency_conflict');
       const rows = await server.ctx.db.select().from(orders).where(eq(orders.idempotencyKey, key));
       expect(rows).toHaveLength(1);
     });
@@ -268,12 +320,15 @@ describe('shop order intake', () => {
       const rows = await server.ctx.db.select().from(orders).where(eq(orders.idempotencyKey, key));
       expect(rows.map((r) => r.shopId).sort()).toEqual([shop.id, otherShop.id].sort());
       // Each shop reads only its own.
-      const cross = await server.app.inject({ url: `/v1/orders/${theirs.json().id}`, headers: shopHeaders(shop.apiKey) });
+      const cross = await server.app.inject({
+        url: `/v1/orders/${theirs.json().id}`,
+        headers: shopHeaders(shop.apiKey),
+      });
       expectProblem(cross, 404);
     });
 
     it('requires an Idempotency-Key of 1–200 characters', async () => {
-      const missing = await leavesNoTrace(() => post(orderBody(), undefined));
+      const missing = await leavesNoTrace(() => post(orderBody(), null));
       expectValidationError(missing, 'headers/idempotency-key');
       const tooLong = await leavesNoTrace(() => post(orderBody(), 'k'.repeat(201)));
       expectProblem(tooLong, 400, 'validation_failed');
@@ -290,8 +345,16 @@ describe('shop order intake', () => {
 
     it('does not spend a key on a refused request', async () => {
       const key = newKey();
-      expectProblem(await post(orderBody({ items: [{ sku: 'MASK-N95', quantity: 0 }] }), key), 400, 'validation_failed');
-      expectProblem(await post(orderBody({ items: [{ sku: 'NO-SUCH-SKU', quantity: 1 }] }), key), 422, 'unknown_sku');
+      expectProblem(
+        await post(orderBody({ items: [{ sku: 'MASK-N95', quantity: 0 }] }), key),
+        400,
+        'validation_failed',
+      );
+      expectProblem(
+        await post(orderBody({ items: [{ sku: 'NO-SUCH-SKU', quantity: 1 }] }), key),
+        422,
+        'unknown_sku',
+      );
       const accepted = await post(orderBody(), key);
       expect(accepted.statusCode, accepted.body).toBe(202);
     });
@@ -317,7 +380,13 @@ describe('shop order intake', () => {
     });
 
     it('answers a wrong key 401', async () => {
-      for (const authorization of ['Bearer nope', 'Bearer', 'Basic dXNlcjpwYXNz', shop.apiKey, `Bearer ${server.admin.authorization.slice(7)}`]) {
+      for (const authorization of [
+        'Bearer nope',
+        'Bearer',
+        'Basic dXNlcjpwYXNz',
+        shop.apiKey,
+        `Bearer ${server.admin.authorization.slice(7)}`,
+      ]) {
         expectProblem(await leavesNoTrace(() => send(authorization)), 401);
       }
     });
@@ -365,7 +434,10 @@ describe('shop order intake', () => {
         ['body/customer/name', (b) => delete (b.customer as Partial<typeof b.customer>).name],
         ['body/items', (b) => delete (b as Partial<typeof b>).items],
         ['body/externalId', (b) => delete (b as Partial<typeof b>).externalId],
-        ['body/shippingAddress/region', (b) => delete (b.shippingAddress as Partial<typeof b.shippingAddress>).region],
+        [
+          'body/shippingAddress/region',
+          (b) => delete (b.shippingAddress as Partial<typeof b.shippingAddress>).region,
+        ],
         ['body/customer', (b) => delete (b as Partial<typeof b>).customer],
         ['body/items/0/sku', (b) => delete (b.items[0] as Partial<(typeof b.items)[0]>).sku],
       ];
@@ -392,7 +464,9 @@ describe('shop order intake', () => {
 
     it('rejects quantities outside 1–999', async () => {
       for (const quantity of [0, -1, 1000]) {
-        const response = await leavesNoTrace(() => post(orderBody({ items: [{ sku: 'MASK-N95', quantity }] })));
+        const response = await leavesNoTrace(() =>
+          post(orderBody({ items: [{ sku: 'MASK-N95', quantity }] })),
+        );
         expectValidationError(response, 'body/items/0/quantity');
       }
     });
@@ -416,7 +490,10 @@ describe('shop order intake', () => {
     });
 
     it('rejects a value that is not listed', async () => {
-      expectValidationError(await leavesNoTrace(() => post(orderBody({ priority: 'urgent' }))), 'body/priority');
+      expectValidationError(
+        await leavesNoTrace(() => post(orderBody({ priority: 'urgent' }))),
+        'body/priority',
+      );
       expectValidationError(await leavesNoTrace(() => post(orderBody({ locale: 'fr' }))), 'body/locale');
       expectValidationError(
         await leavesNoTrace(() => post(orderBody({ notify: { channels: ['pigeon'] } }))),
@@ -426,7 +503,14 @@ describe('shop order intake', () => {
 
     it('answers an unknown SKU 422 unknown_sku', async () => {
       const response = await leavesNoTrace(() =>
-        post(orderBody({ items: [{ sku: 'MASK-N95', quantity: 1 }, { sku: 'NO-SUCH-SKU', quantity: 1 }] })),
+        post(
+          orderBody({
+            items: [
+              { sku: 'MASK-N95', quantity: 1 },
+              { sku: 'NO-SUCH-SKU', quantity: 1 },
+            ],
+          }),
+        ),
       );
       const body = expectProblem(response, 422, 'unknown_sku');
       expect(body.detail).toContain('NO-SUCH-SKU');
@@ -439,7 +523,10 @@ describe('shop order intake', () => {
       const valid = { idempotencyKey: keyA, ...orderBody() };
       const invalid = { idempotencyKey: newKey(), ...orderBody() };
       delete (invalid.customer as Partial<typeof invalid.customer>).name;
-      const unknownSku = { idempotencyKey: newKey(), ...orderBody({ items: [{ sku: 'NO-SUCH-SKU', quantity: 1 }] }) };
+      const unknownSku = {
+        idempotencyKey: newKey(),
+        ...orderBody({ items: [{ sku: 'NO-SUCH-SKU', quantity: 1 }] }),
+      };
       const repeat = { ...valid };
 
       const before = await rowCounts();
@@ -454,12 +541,14 @@ describe('shop order intake', () => {
 
       expect(results[1].id).toBeUndefined();
       expect(results[1].error).toMatchObject({ status: 400, code: 'validation_failed' });
-      for (const field of ['type', 'title', 'detail', 'code']) expect(typeof results[1].error[field]).toBe('string');
+      for (const field of ['type', 'title', 'detail', 'code'])
+        expect(typeof results[1].error[field]).toBe('string');
       expect(results[1].error.errors.map((e: { path: string }) => e.path)).toContain('body/customer/name');
 
       expect(results[2].id).toBeUndefined();
       expect(results[2].error).toMatchObject({ status: 422, code: 'unknown_sku' });
-      for (const field of ['type', 'title', 'detail', 'code']) expect(typeof results[2].error[field]).toBe('string');
+      for (const field of ['type', 'title', 'detail', 'code'])
+        expect(typeof results[2].error[field]).toBe('string');
 
       // Exactly one order was written, with its line and its received event.
       const after = await rowCounts();
@@ -516,7 +605,10 @@ describe('shop order intake', () => {
       expectProblem(await post(orderBody(), batchKey), 409, 'idempotency_conflict');
 
       // Another shop's batch with the same keys makes its own orders.
-      const theirs = await postBatch({ orders: [{ idempotencyKey: headerKey, ...headerBody }] }, otherShop.apiKey);
+      const theirs = await postBatch(
+        { orders: [{ idempotencyKey: headerKey, ...headerBody }] },
+        otherShop.apiKey,
+      );
       expect(theirs.json().results[0].status).toBe(202);
       expect(theirs.json().results[0].id).not.toBe(single.json().id);
     });
@@ -526,7 +618,13 @@ describe('shop order intake', () => {
       const many = Array.from({ length: 501 }, () => ({ idempotencyKey: newKey(), ...orderBody() }));
       expectValidationError(await leavesNoTrace(() => postBatch({ orders: many })), 'body/orders');
       expectValidationError(await leavesNoTrace(() => postBatch({})), 'body/orders');
-      expectProblem(await leavesNoTrace(() => postBatch({ orders: [{ idempotencyKey: newKey(), ...orderBody() }], extra: 1 })), 400, 'validation_failed');
+      expectProblem(
+        await leavesNoTrace(() =>
+          postBatch({ orders: [{ idempotencyKey: newKey(), ...orderBody() }], extra: 1 }),
+        ),
+        400,
+        'validation_failed',
+      );
     });
 
     it('answers a batch without a valid shop key 401 and malformed JSON 400', async () => {

@@ -5,7 +5,12 @@ import { canonicalJson, requestHash } from '../../src/domain/canonical.js';
 import { eligibleCarriers, servesRegion, type CarrierChoice } from '../../src/domain/carriers.js';
 import { jobPriority, PRIORITIES } from '../../src/domain/priority.js';
 import { promiseAt, transitHoursFor } from '../../src/domain/promise.js';
-import { hmacHex, safeEqual, shopWebhookSignature, verifyCarrierSignature } from '../../src/domain/signing.js';
+import {
+  hmacHex,
+  safeEqual,
+  shopWebhookSignature,
+  verifyCarrierSignature,
+} from '../../src/domain/signing.js';
 import {
   CANCELLABLE,
   canTransition,
@@ -61,7 +66,8 @@ describe('order status machine', () => {
       expect(isTerminal(from)).toBe(true);
       for (const to of ORDER_STATUSES) expect(canTransition(from, to)).toBe(false);
     }
-    for (const status of ORDER_STATUSES.filter((s) => !TERMINAL.has(s))) expect(isTerminal(status)).toBe(false);
+    for (const status of ORDER_STATUSES.filter((s) => !TERMINAL.has(s)))
+      expect(isTerminal(status)).toBe(false);
   });
 
   it('only orders that have not left a warehouse can be cancelled', () => {
@@ -100,7 +106,10 @@ describe('singleWarehouseCandidates', () => {
 
   it('prefers a warehouse in the order region over one elsewhere with more stock', () => {
     const stock = [row('far', 'beijing', 'A', 1000), row('near', 'shanghai', 'A', 5)];
-    expect(singleWarehouseCandidates([{ sku: 'A', quantity: 2 }], stock, 'shanghai')).toEqual(['near', 'far']);
+    expect(singleWarehouseCandidates([{ sku: 'A', quantity: 2 }], stock, 'shanghai')).toEqual([
+      'near',
+      'far',
+    ]);
     expect(singleWarehouseCandidates([{ sku: 'A', quantity: 2 }], stock, 'beijing')).toEqual(['far', 'near']);
   });
 
@@ -164,7 +173,9 @@ describe('singleWarehouseCandidates', () => {
   });
 
   it('takes the exact remaining quantity', () => {
-    expect(singleWarehouseCandidates([{ sku: 'A', quantity: 4 }], [row('w', 'r', 'A', 4)], 'r')).toEqual(['w']);
+    expect(singleWarehouseCandidates([{ sku: 'A', quantity: 4 }], [row('w', 'r', 'A', 4)], 'r')).toEqual([
+      'w',
+    ]);
   });
 });
 
@@ -213,7 +224,9 @@ describe('eligibleCarriers', () => {
   });
 
   it('answers nothing when every carrier is disabled or elsewhere', () => {
-    expect(eligibleCarriers([carrier('a', 1, ['*'], false), carrier('b', 1, ['beijing'])], 'shanghai')).toEqual([]);
+    expect(
+      eligibleCarriers([carrier('a', 1, ['*'], false), carrier('b', 1, ['beijing'])], 'shanghai'),
+    ).toEqual([]);
   });
 
   it('servesRegion: a listed region or the wildcard', () => {
@@ -411,7 +424,9 @@ describe('customerMessage', () => {
       'retried',
     ];
     for (const locale of ['en', 'zh-CN']) {
-      const texts = statuses.map((status) => customerMessage({ ...base, status, locale, contactless: false }).subject);
+      const texts = statuses.map(
+        (status) => customerMessage({ ...base, status, locale, contactless: false }).subject,
+      );
       expect(new Set(texts).size, locale).toBe(statuses.length);
     }
   });

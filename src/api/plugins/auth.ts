@@ -33,7 +33,8 @@ function bearer(request: FastifyRequest): string | undefined {
   return match?.[1];
 }
 
-const unauthorized = (detail: string) => new AppError(401, 'unauthorized', detail, undefined, { 'www-authenticate': 'Bearer' });
+const unauthorized = (detail: string) =>
+  new AppError(401, 'unauthorized', detail, undefined, { 'www-authenticate': 'Bearer' });
 
 export function shopAuthenticator(db: Db) {
   return async function authenticateShop(request: FastifyRequest) {
@@ -69,14 +70,18 @@ function cookie(request: FastifyRequest, name: string): string | undefined {
  */
 export function adminAuthenticator(adminToken: string, options: { allowCookie?: boolean } = {}) {
   const expected = sha256(adminToken);
-  const matches = (candidate: string | undefined) => candidate !== undefined && safeEqual(sha256(candidate), expected);
+  const matches = (candidate: string | undefined) =>
+    candidate !== undefined && safeEqual(sha256(candidate), expected);
   return async function authenticateAdmin(request: FastifyRequest, reply: FastifyReply) {
     if (matches(bearer(request))) return;
     if (options.allowCookie) {
       const query = (request.query ?? {}) as Record<string, unknown>;
       const fromQuery = typeof query.token === 'string' ? query.token : undefined;
       if (matches(fromQuery)) {
-        reply.header('set-cookie', `${ADMIN_COOKIE}=${encodeURIComponent(adminToken)}; Path=/admin; HttpOnly; SameSite=Strict`);
+        reply.header(
+          'set-cookie',
+          `${ADMIN_COOKIE}=${encodeURIComponent(adminToken)}; Path=/admin; HttpOnly; SameSite=Strict`,
+        );
         return;
       }
       if (matches(cookie(request, ADMIN_COOKIE))) return;

@@ -3,7 +3,9 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import type { Queues } from '../../queues/index.js';
+import { AppError } from '../../errors.js';
 import { adminAuthenticator } from './auth.js';
+import { sendProblem } from './errors.js';
 
 const BASE_PATH = '/admin/queues';
 
@@ -16,8 +18,27 @@ export async function registerBoard(app: FastifyInstance, queues: Queues, adminT
     serverAdapter,
     options: { uiConfig: { boardTitle: 'Surgeline' } },
   });
+  const authenticate = adminAuthenticator(adminToken, { allowCookie: true });
   await app.register(async (scope) => {
-    scope.addHook('onRequest', adminAuthenticator(adminToken, { allowCookie: true }));
+    // Bull Board sets its own error handler (a plain 500), so refusals are answered here as problem+json.
+    scope.addHook('onRequest', async (request, reply) => {
+      try {
+        await authenticate(request, reply);
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error;
+        if (error.headers) reply.headers(error.headers);
+        return sendProblem(reply, { status: error.status, code: error.code, detail: error.message });
+      }
+      // Its API reads Redis, and BullMQ would wait for Redis to come back rather than fail.
+      if (request.url.startsWith(`${BASE_PATH}/api/`) && queues.connection.status !== 'ready') {
+        reply.header('retry-after', '5');
+        return sendProblem(reply, {
+          status: 503,
+          code: 'unavailable',
+          detail: 'Redis is not answering; retry shortly.',
+        });
+      }
+    });
     await scope.register(serverAdapter.registerPlugin(), { prefix: BASE_PATH });
   });
 }

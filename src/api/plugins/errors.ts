@@ -39,7 +39,12 @@ export function sendProblem(reply: FastifyReply, p: ProblemFields) {
   return reply.code(p.status).type('application/problem+json').send(problem(p));
 }
 
-const PART_NAMES: Record<string, string> = { body: 'body', querystring: 'query', params: 'path', headers: 'headers' };
+const PART_NAMES: Record<string, string> = {
+  body: 'body',
+  querystring: 'query',
+  params: 'path',
+  headers: 'headers',
+};
 
 interface AjvIssue {
   instancePath: string;
@@ -57,7 +62,8 @@ export function validationErrors(part: string, issues: AjvIssue[]) {
       path = [path, issue.params.additionalProperty].filter(Boolean).join('/');
       return { path: `${part}/${path}`, message: 'is not a field of this request' };
     }
-    const allowed = issue.keyword === 'enum' ? `: ${(issue.params.allowedValues as unknown[]).join(', ')}` : '';
+    const allowed =
+      issue.keyword === 'enum' ? `: ${(issue.params.allowedValues as unknown[]).join(', ')}` : '';
     return { path: path ? `${part}/${path}` : part, message: `${issue.message ?? 'is invalid'}${allowed}` };
   });
 }
@@ -68,28 +74,63 @@ export function isUnavailable(error: unknown): boolean {
   const code = e?.code ?? '';
   const message = e?.message ?? '';
   return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECT_TIMEOUT', 'CONNECTION_DESTROYED', '57P01', '57P03', '53300'].includes(code) ||
-    /Connection is closed|Stream isn't writeable|enableOfflineQueue|PGlite is closed|MaxRetriesPerRequest|connect ECONNREFUSED/i.test(message)
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'ETIMEDOUT',
+      'EPIPE',
+      'ENOTFOUND',
+      'CONNECTION_CLOSED',
+      'CONNECTION_ENDED',
+      'CONNECT_TIMEOUT',
+      'CONNECTION_DESTROYED',
+      '57P01',
+      '57P03',
+      '53300',
+    ].includes(code) ||
+    /Connection is closed|Stream isn't writeable|enableOfflineQueue|PGlite is closed|MaxRetriesPerRequest|connect ECONNREFUSED/i.test(
+      message,
+    )
   );
 }
 
 const FASTIFY_CODES: Record<string, ProblemFields> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'payload_too_large', detail: 'The request body is larger than 1 MiB.' },
+  FST_ERR_CTP_BODY_TOO_LARGE: {
+    status: 413,
+    code: 'payload_too_large',
+    detail: 'The request body is larger than 1 MiB.',
+  },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: {
     status: 415,
     code: 'unsupported_media_type',
     detail: 'Send the request body as application/json.',
   },
   FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'malformed_json', detail: 'The request body is empty.' },
-  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'malformed_json', detail: 'The request body is not valid JSON.' },
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'bad_request', detail: 'Content-Length does not match the body.' },
+  FST_ERR_CTP_INVALID_JSON_BODY: {
+    status: 400,
+    code: 'malformed_json',
+    detail: 'The request body is not valid JSON.',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    status: 400,
+    code: 'bad_request',
+    detail: 'Content-Length does not match the body.',
+  },
 };
 
-export function registerErrorHandling(app: FastifyInstance, knownRoutes: () => { pattern: RegExp; methods: Set<string> }[]) {
+export function registerErrorHandling(
+  app: FastifyInstance,
+  knownRoutes: () => { pattern: RegExp; methods: Set<string> }[],
+) {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     if (error instanceof AppError) {
       if (error.headers) reply.headers(error.headers);
-      return sendProblem(reply, { status: error.status, code: error.code, detail: error.message, errors: error.errors });
+      return sendProblem(reply, {
+        status: error.status,
+        code: error.code,
+        detail: error.message,
+        errors: error.errors,
+      });
     }
     if (error.validation) {
       const part = PART_NAMES[error.validationContext ?? 'body'] ?? 'body';
@@ -103,7 +144,11 @@ export function registerErrorHandling(app: FastifyInstance, knownRoutes: () => {
     const known = error.code ? FASTIFY_CODES[error.code] : undefined;
     if (known) return sendProblem(reply, known);
     if (error instanceof SyntaxError) {
-      return sendProblem(reply, { status: 400, code: 'malformed_json', detail: 'The request body is not valid JSON.' });
+      return sendProblem(reply, {
+        status: 400,
+        code: 'malformed_json',
+        detail: 'The request body is not valid JSON.',
+      });
     }
     if (isUnavailable(error)) {
       request.log.warn({ err: error.message }, 'dependency unavailable');
@@ -118,14 +163,19 @@ export function registerErrorHandling(app: FastifyInstance, knownRoutes: () => {
       return sendProblem(reply, { status: error.statusCode, code: 'bad_request', detail: error.message });
     }
     request.log.error({ err: error }, 'unhandled error');
-    return sendProblem(reply, { status: 500, code: 'internal_error', detail: 'Something went wrong on our side.' });
+    return sendProblem(reply, {
+      status: 500,
+      code: 'internal_error',
+      detail: 'Something went wrong on our side.',
+    });
   });
 
   // An unknown path is 404; a known path with another method is 405 with Allow.
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0];
     const allowed = new Set<string>();
-    for (const route of knownRoutes()) if (route.pattern.test(path)) route.methods.forEach((m) => allowed.add(m));
+    for (const route of knownRoutes())
+      if (route.pattern.test(path)) route.methods.forEach((m) => allowed.add(m));
     if (allowed.size > 0 && !allowed.has(request.method)) {
       reply.header('allow', [...allowed].sort().join(', '));
       return sendProblem(reply, {
@@ -134,6 +184,10 @@ export function registerErrorHandling(app: FastifyInstance, knownRoutes: () => {
         detail: `${request.method} is not allowed here; use ${[...allowed].sort().join(', ')}.`,
       });
     }
-    return sendProblem(reply, { status: 404, code: 'not_found', detail: `No route ${request.method} ${path}.` });
+    return sendProblem(reply, {
+      status: 404,
+      code: 'not_found',
+      detail: `No route ${request.method} ${path}.`,
+    });
   });
 }

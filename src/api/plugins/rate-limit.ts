@@ -34,19 +34,37 @@ return {max + 1, reset}
 
 type Callback = (error: Error | null, result?: { current: number; ttl: number }) => void;
 type RedisWithLimit = Redis & {
-  surgelineSlidingLog(key: string, window: number, max: number, nonce: string, cb: (e: Error | null, r: [number, number]) => void): void;
+  surgelineSlidingLog(
+    key: string,
+    window: number,
+    max: number,
+    nonce: string,
+    cb: (e: Error | null, r: [number, number]) => void,
+  ): void;
 };
 
 function slidingLogStore(redis: Redis, prefix: string) {
   const client = redis as RedisWithLimit;
-  if (!client.surgelineSlidingLog) client.defineCommand('surgelineSlidingLog', { numberOfKeys: 1, lua: SLIDING_LOG });
+  if (!client.surgelineSlidingLog)
+    client.defineCommand('surgelineSlidingLog', { numberOfKeys: 1, lua: SLIDING_LOG });
   let nonce = 0;
   return class SlidingLogStore {
     incr(key: string, callback: Callback, timeWindow: number, max: number) {
-      client.surgelineSlidingLog(`${prefix}:ratelimit:${key}`, timeWindow, max, `${process.pid}:${nonce++}:${Math.random()}`, (error, result) => {
-        if (error) return callback(new AppError(503, 'unavailable', 'Rate limiting is unavailable; retry shortly.', undefined, { 'retry-after': '5' }));
-        callback(null, { current: Number(result[0]), ttl: Math.max(0, Number(result[1])) });
-      });
+      client.surgelineSlidingLog(
+        `${prefix}:ratelimit:${key}`,
+        timeWindow,
+        max,
+        `${process.pid}:${nonce++}:${Math.random()}`,
+        (error, result) => {
+          if (error)
+            return callback(
+              new AppError(503, 'unavailable', 'Rate limiting is unavailable; retry shortly.', undefined, {
+                'retry-after': '5',
+              }),
+            );
+          callback(null, { current: Number(result[0]), ttl: Math.max(0, Number(result[1])) });
+        },
+      );
     }
     child() {
       return new SlidingLogStore();
@@ -66,6 +84,10 @@ export async function registerShopRateLimit(app: FastifyInstance, redis: Redis, 
     enableDraftSpec: true,
     skipOnError: false,
     errorResponseBuilder: (_request, context) =>
-      new AppError(429, 'rate_limited', `Over the shop's limit of ${context.max} requests per minute; retry after ${context.after}.`),
+      new AppError(
+        429,
+        'rate_limited',
+        `Over the shop's limit of ${context.max} requests per minute; retry after ${context.after}.`,
+      ),
   });
 }

@@ -5,7 +5,13 @@ import type { FastifySchemaCompiler } from 'fastify';
 const addFormats = addFormatsImport as unknown as (ajv: Ajv) => Ajv;
 
 function makeAjv(options: Options): Ajv {
-  const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, removeAdditional: false, ...options });
+  const ajv = new Ajv({
+    allErrors: true,
+    strict: false,
+    useDefaults: true,
+    removeAdditional: false,
+    ...options,
+  });
   addFormats(ajv);
   return ajv;
 }

@@ -8,8 +8,8 @@ import { decodeCursor, encodeCursor } from '../cursor.js';
 import { newShopKey } from '../plugins/auth.js';
 import {
   CarrierBody,
-  CarrierIdParams,
   CarrierPatch,
+  IdParams,
   InventoryBody,
   InventoryQuery,
   PaginationQuery,
@@ -73,30 +73,34 @@ async function carrierView(ctx: Context, c: CarrierRow) {
 export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
   const tags = ['operators'];
 
-  app.post<{ Body: ShopBody }>('/v1/admin/shops', { schema: { tags, summary: 'Create a shop', body: ShopBody } }, async (request, reply) => {
-    const key = newShopKey();
-    const webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
-    const [shop] = await ctx.db
-      .insert(shops)
-      .values({
-        id: randomUUID(),
-        name: request.body.name,
-        apiKeyId: key.keyId,
-        apiKeyHash: key.hash,
-        webhookUrl: request.body.webhookUrl ?? null,
+  app.post<{ Body: ShopBody }>(
+    '/v1/admin/shops',
+    { schema: { tags, summary: 'Create a shop', body: ShopBody } },
+    async (request, reply) => {
+      const key = newShopKey();
+      const webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
+      const [shop] = await ctx.db
+        .insert(shops)
+        .values({
+          id: randomUUID(),
+          name: request.body.name,
+          apiKeyId: key.keyId,
+          apiKeyHash: key.hash,
+          webhookUrl: request.body.webhookUrl ?? null,
+          webhookSecret,
+          rateLimitPerMinute: request.body.rateLimitPerMinute ?? 600,
+        })
+        .returning();
+      return reply.code(201).send({
+        id: shop.id,
+        name: shop.name,
+        webhookUrl: shop.webhookUrl,
+        rateLimitPerMinute: shop.rateLimitPerMinute,
+        apiKey: key.apiKey,
         webhookSecret,
-        rateLimitPerMinute: request.body.rateLimitPerMinute ?? 600,
-      })
-      .returning();
-    return reply.code(201).send({
-      id: shop.id,
-      name: shop.name,
-      webhookUrl: shop.webhookUrl,
-      rateLimitPerMinute: shop.rateLimitPerMinute,
-      apiKey: key.apiKey,
-      webhookSecret,
-    });
-  });
+      });
+    },
+  );
 
   app.post<{ Body: WarehouseBody }>(
     '/v1/admin/warehouses',
@@ -105,11 +109,18 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
       const { id, name, region, supplierId } = request.body;
       const [row] = await ctx.db
         .insert(warehouses)
-        .values({ id: id ?? `wh-${randomBytes(6).toString('hex')}`, name, region, supplierId: supplierId ?? null })
+        .values({
+          id: id ?? `wh-${randomBytes(6).toString('hex')}`,
+          name,
+          region,
+          supplierId: supplierId ?? null,
+        })
         .onConflictDoNothing()
         .returning();
       if (!row) throw new AppError(409, 'already_exists', `Warehouse ${id} already exists.`);
-      return reply.code(201).send({ id: row.id, name: row.name, region: row.region, supplierId: row.supplierId });
+      return reply
+        .code(201)
+        .send({ id: row.id, name: row.name, region: row.region, supplierId: row.supplierId });
     },
   );
 
@@ -136,7 +147,11 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
         throw error;
       }
       if (rows.length === 0) {
-        throw new AppError(409, 'below_reserved', `On-hand stock can't go below what is reserved for orders.`);
+        throw new AppError(
+          409,
+          'below_reserved',
+          `On-hand stock can't go below what is reserved for orders.`,
+        );
       }
       return inventoryView(rows[0]);
     },
@@ -169,7 +184,8 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
       const last = page[page.length - 1];
       return {
         items: page.map(inventoryView),
-        nextCursor: rows.length > limit && last ? encodeCursor({ warehouseId: last.warehouseId, sku: last.sku }) : null,
+        nextCursor:
+          rows.length > limit && last ? encodeCursor({ warehouseId: last.warehouseId, sku: last.sku }) : null,
       };
     },
   );
@@ -200,16 +216,23 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
     },
   );
 
-  app.patch<{ Params: { carrierId: string }; Body: CarrierPatch }>(
-    '/v1/admin/carriers/:carrierId',
-    { schema: { tags, summary: 'Change a carrier, e.g. { "enabled": false }', params: CarrierIdParams, body: CarrierPatch } },
+  app.patch<{ Params: { id: string }; Body: CarrierPatch }>(
+    '/v1/admin/carriers/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Change a carrier, e.g. { "enabled": false }',
+        params: IdParams,
+        body: CarrierPatch,
+      },
+    },
     async (request) => {
       const patch = { ...request.body, regions: request.body.regions as string[] | undefined };
       if (patch.baseUrl) patch.baseUrl = patch.baseUrl.replace(/\/$/, '');
       const [row] = await ctx.db
         .update(carriers)
         .set({ ...patch, updatedAt: new Date() })
-        .where(eq(carriers.id, request.params.carrierId))
+        .where(eq(carriers.id, request.params.id))
         .returning();
       if (!row) throw notFound('carrier');
       return carrierView(ctx, row);
@@ -218,7 +241,9 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
 
   app.get<{ Querystring: { limit: number; cursor?: string } }>(
     '/v1/admin/carriers',
-    { schema: { tags, summary: 'Carriers with breaker state and success rate', querystring: PaginationQuery } },
+    {
+      schema: { tags, summary: 'Carriers with breaker state and success rate', querystring: PaginationQuery },
+    },
     async (request) => {
       const { limit, cursor } = request.query;
       const position = decodeCursor(cursor, ['id'] as const);
@@ -237,4 +262,3 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
     },
   );
 }
-

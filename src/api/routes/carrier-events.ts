@@ -21,18 +21,36 @@ export async function carrierEventRoutes(app: FastifyInstance, { ctx }: { ctx: C
       },
       // The signature is checked on the raw bytes, before the body is validated.
       preValidation: async (request: FastifyRequest<{ Params: { carrierId: string } }>) => {
-        const [carrier] = await ctx.db.select().from(carriers).where(eq(carriers.id, request.params.carrierId));
+        const [carrier] = await ctx.db
+          .select()
+          .from(carriers)
+          .where(eq(carriers.id, request.params.carrierId));
         if (!carrier) throw notFound('carrier');
         const signature = request.headers['x-signature'];
-        if (!verifyCarrierSignature(request.rawBody ?? '', carrier.webhookSecret, typeof signature === 'string' ? signature : undefined)) {
-          throw new AppError(401, 'invalid_signature', 'X-Signature does not match the body signed with the carrier secret.');
+        if (
+          !verifyCarrierSignature(
+            request.rawBody ?? '',
+            carrier.webhookSecret,
+            typeof signature === 'string' ? signature : undefined,
+          )
+        ) {
+          throw new AppError(
+            401,
+            'invalid_signature',
+            'X-Signature does not match the body signed with the carrier secret.',
+          );
         }
       },
     },
     async (request) => {
       const { trackingNumber, status, at } = request.body;
-      const applied = await applyCarrierEvent(ctx.db, request.params.carrierId, { trackingNumber, status, at: new Date(at) });
-      if (applied) await enqueueNotifications(ctx, applied.notificationIds, applied.order.priority as Priority);
+      const applied = await applyCarrierEvent(ctx.db, request.params.carrierId, {
+        trackingNumber,
+        status,
+        at: new Date(at),
+      });
+      if (applied)
+        await enqueueNotifications(ctx, applied.notificationIds, applied.order.priority as Priority);
       return { accepted: true };
     },
   );

@@ -33,7 +33,10 @@ import { isUuid, iso } from '../format.js';
 const addFormats = addFormatsImport as unknown as (ajv: Ajv) => Ajv;
 
 export function orderLinks(ctx: Context, order: OrderRow) {
-  return { self: `/v1/orders/${order.id}`, tracking: `${ctx.config.publicUrl}/v1/track/${order.trackingToken}` };
+  return {
+    self: `/v1/orders/${order.id}`,
+    tracking: `${ctx.config.publicUrl}/v1/track/${order.trackingToken}`,
+  };
 }
 
 function accepted(ctx: Context, order: OrderRow) {
@@ -61,7 +64,11 @@ async function orderView(ctx: Context, order: OrderRow) {
     failureReason: order.failureReason,
     links: orderLinks(ctx, order),
     items: details.items.map((i) => ({ sku: i.sku, quantity: i.quantity })),
-    allocations: details.allocations.map((a) => ({ warehouseId: a.warehouseId, sku: a.sku, quantity: a.quantity })),
+    allocations: details.allocations.map((a) => ({
+      warehouseId: a.warehouseId,
+      sku: a.sku,
+      quantity: a.quantity,
+    })),
     shipments: details.shipments.map((s) => ({
       id: s.id,
       carrierId: s.carrierId,
@@ -85,7 +92,10 @@ async function intake(ctx: Context, shopId: string, key: string, body: NewOrder)
   return result;
 }
 
-async function shopOrder(ctx: Context, request: FastifyRequest<{ Params: { id: string } }>): Promise<OrderRow> {
+async function shopOrder(
+  ctx: Context,
+  request: FastifyRequest<{ Params: { id: string } }>,
+): Promise<OrderRow> {
   const { id } = request.params;
   const order = isUuid(id) ? await findShopOrder(ctx.db, shopOf(request).id, id) : undefined;
   if (!order) throw notFound('order');
@@ -108,14 +118,25 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
       },
     },
     async (request, reply) => {
-      const result = await intake(ctx, shopOf(request).id, request.headers['idempotency-key'], request.body as NewOrder);
+      const result = await intake(
+        ctx,
+        shopOf(request).id,
+        request.headers['idempotency-key'],
+        request.body as NewOrder,
+      );
       return reply.code(result.created ? 202 : 200).send(accepted(ctx, result.order));
     },
   );
 
   app.post<{ Body: { orders: Record<string, unknown>[] } }>(
     '/v1/orders/batch',
-    { schema: { tags: ['orders'], summary: 'Place up to 500 orders; one bad order never fails the others', body: BatchBody } },
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'Place up to 500 orders; one bad order never fails the others',
+        body: BatchBody,
+      },
+    },
     async (request) => {
       const shopId = shopOf(request).id;
       const results = [];
@@ -125,7 +146,12 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
           const errors = validationErrors('body', validateBatchOrder.errors ?? []);
           results.push({
             status: 400,
-            error: problem({ status: 400, code: 'validation_failed', detail: 'The order is not valid; see errors.', errors }),
+            error: problem({
+              status: 400,
+              code: 'validation_failed',
+              detail: 'The order is not valid; see errors.',
+              errors,
+            }),
           });
           continue;
         }
@@ -137,7 +163,12 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
           if (!(error instanceof AppError)) throw error;
           results.push({
             status: error.status,
-            error: problem({ status: error.status, code: error.code, detail: error.message, errors: error.errors }),
+            error: problem({
+              status: error.status,
+              code: error.code,
+              detail: error.message,
+              errors: error.errors,
+            }),
           });
         }
       }
@@ -147,7 +178,9 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
 
   app.get<{ Querystring: { status?: string; limit: number; cursor?: string } }>(
     '/v1/orders',
-    { schema: { tags: ['orders'], summary: "The shop's orders, newest first", querystring: ListOrdersQuery } },
+    {
+      schema: { tags: ['orders'], summary: "The shop's orders, newest first", querystring: ListOrdersQuery },
+    },
     async (request) => {
       const { status, limit, cursor } = request.query;
       const position = decodeCursor(
@@ -171,20 +204,31 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
           promisedBy: iso(o.promisedBy),
           createdAt: iso(o.createdAt),
         })),
-        nextCursor: rows.length > limit && last ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id }) : null,
+        nextCursor:
+          rows.length > limit && last
+            ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id })
+            : null,
       };
     },
   );
 
   app.get<{ Params: { id: string } }>(
     '/v1/orders/:id',
-    { schema: { tags: ['orders'], summary: 'One order with its parcels and full timeline', params: IdParams } },
+    {
+      schema: { tags: ['orders'], summary: 'One order with its parcels and full timeline', params: IdParams },
+    },
     async (request) => orderView(ctx, await shopOrder(ctx, request)),
   );
 
   app.post<{ Params: { id: string } }>(
     '/v1/orders/:id/cancel',
-    { schema: { tags: ['orders'], summary: 'Cancel before dispatch; reserved stock is returned', params: IdParams } },
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'Cancel before dispatch; reserved stock is returned',
+        params: IdParams,
+      },
+    },
     async (request) => {
       const order = await shopOrder(ctx, request);
       const cancelled = await ctx.db.transaction(async (tx) => {
@@ -199,7 +243,11 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
         return moved;
       });
       if (!cancelled) {
-        throw new AppError(409, 'not_cancellable', `The order is ${order.status === 'cancelled' ? 'already cancelled' : 'past dispatch'} and can no longer be cancelled.`);
+        throw new AppError(
+          409,
+          'not_cancellable',
+          `The order is ${order.status === 'cancelled' ? 'already cancelled' : 'past dispatch'} and can no longer be cancelled.`,
+        );
       }
       await enqueueNotifications(ctx, cancelled.notificationIds, order.priority as Priority);
       return orderView(ctx, cancelled.order);
@@ -208,17 +256,37 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
 
   app.post<{ Params: { id: string }; Body: { score: number; comment?: string } }>(
     '/v1/orders/:id/feedback',
-    { schema: { tags: ['orders'], summary: "The customer's score, once delivered", params: IdParams, body: FeedbackBody } },
+    {
+      schema: {
+        tags: ['orders'],
+        summary: "The customer's score, once delivered",
+        params: IdParams,
+        body: FeedbackBody,
+      },
+    },
     async (request, reply) => {
       const order = await shopOrder(ctx, request);
-      if (order.status !== 'delivered') throw new AppError(409, 'not_delivered', 'Feedback is taken once the order is delivered.');
+      if (order.status !== 'delivered')
+        throw new AppError(409, 'not_delivered', 'Feedback is taken once the order is delivered.');
       const [row] = await ctx.db
         .insert(feedback)
-        .values({ orderId: order.id, score: request.body.score, comment: request.body.comment ?? null, createdAt: new Date() })
+        .values({
+          orderId: order.id,
+          score: request.body.score,
+          comment: request.body.comment ?? null,
+          createdAt: new Date(),
+        })
         .onConflictDoNothing()
         .returning();
       if (!row) throw new AppError(409, 'feedback_exists', 'This order already has feedback.');
-      return reply.code(201).send({ orderId: row.orderId, score: row.score, comment: row.comment, createdAt: iso(row.createdAt) });
+      return reply
+        .code(201)
+        .send({
+          orderId: row.orderId,
+          score: row.score,
+          comment: row.comment,
+          createdAt: iso(row.createdAt),
+        });
     },
   );
 }

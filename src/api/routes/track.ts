@@ -11,9 +11,18 @@ import { TokenParams } from '../schemas.js';
 export async function trackRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
   app.get<{ Params: { token: string } }>(
     '/v1/track/:token',
-    { schema: { tags: ['customers'], summary: 'Track an order by the token in customer messages', params: TokenParams } },
+    {
+      schema: {
+        tags: ['customers'],
+        summary: 'Track an order by the token in customer messages',
+        params: TokenParams,
+      },
+    },
     async (request) => {
-      const [order] = await ctx.db.select().from(orders).where(eq(orders.trackingToken, request.params.token));
+      const [order] = await ctx.db
+        .select()
+        .from(orders)
+        .where(eq(orders.trackingToken, request.params.token));
       if (!order) throw notFound('tracking token');
       const details = await orderDetails(ctx.db, order);
       return {

@@ -1,4 +1,10 @@
-import type { BookingOutcome, BookingRequest, CancelOutcome, CarrierAdapter, CarrierEndpoint } from './types.js';
+import type {
+  BookingOutcome,
+  BookingRequest,
+  CancelOutcome,
+  CarrierAdapter,
+  CarrierEndpoint,
+} from './types.js';
 
 const MAX_RETRY_AFTER_MS = 10_000;
 
@@ -22,7 +28,10 @@ export function httpCarrier(timeoutMs: number): CarrierAdapter {
       try {
         response = await fetch(`${carrier.baseUrl}/shipments`, {
           method: 'POST',
-          headers: headers(carrier, { 'content-type': 'application/json', 'idempotency-key': request.reference }),
+          headers: headers(carrier, {
+            'content-type': 'application/json',
+            'idempotency-key': request.reference,
+          }),
           body: JSON.stringify(request),
           signal: AbortSignal.timeout(timeoutMs),
         });
@@ -31,7 +40,11 @@ export function httpCarrier(timeoutMs: number): CarrierAdapter {
         if (name === 'TimeoutError' || name === 'AbortError') {
           return { kind: 'timeout', httpStatus: null, detail: `no answer within ${timeoutMs} ms` };
         }
-        return { kind: 'transient', httpStatus: null, detail: `connection failed: ${(error as Error).message}` };
+        return {
+          kind: 'transient',
+          httpStatus: null,
+          detail: `connection failed: ${(error as Error).message}`,
+        };
       }
       const text = await response.text().catch(() => '');
       if (response.status === 201 || response.status === 200) {
@@ -42,10 +55,19 @@ export function httpCarrier(timeoutMs: number): CarrierAdapter {
           /* handled below */
         }
         if (typeof body.trackingNumber !== 'string' || body.trackingNumber === '') {
-          return { kind: 'transient', httpStatus: response.status, detail: 'booking answer without a trackingNumber' };
+          return {
+            kind: 'transient',
+            httpStatus: response.status,
+            detail: 'booking answer without a trackingNumber',
+          };
         }
         const eta = typeof body.estimatedDeliveryAt === 'string' ? body.estimatedDeliveryAt : null;
-        return { kind: 'booked', httpStatus: response.status, trackingNumber: body.trackingNumber, estimatedDeliveryAt: eta };
+        return {
+          kind: 'booked',
+          httpStatus: response.status,
+          trackingNumber: body.trackingNumber,
+          estimatedDeliveryAt: eta,
+        };
       }
       const detail = `HTTP ${response.status}: ${text.slice(0, 200)}`;
       if (response.status === 422) return { kind: 'refused', httpStatus: 422, detail };

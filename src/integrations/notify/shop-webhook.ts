@@ -9,7 +9,12 @@ export interface StatusChangedEvent {
 }
 
 /** POSTs one signed event to the shop; resolves on 2xx, throws otherwise (the job retries). */
-export async function postShopWebhook(url: string, secret: string, event: StatusChangedEvent, timeoutMs: number) {
+export async function postShopWebhook(
+  url: string,
+  secret: string,
+  event: StatusChangedEvent,
+  timeoutMs: number,
+) {
   const body = JSON.stringify(event);
   const signature = shopWebhookSignature(body, secret, Math.floor(Date.now() / 1000));
   const response = await fetch(url, {

@@ -1,0 +1,81 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Role } from '../../src/runtime.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface SurgelineProcess {
+  child: ChildProcess;
+  /** Everything the process wrote so far (for failure messages). */
+  output(): string;
+  /** Settles once the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends a signal if the process is still running. */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+const running = new Set<SurgelineProcess>();
+
+/**
+ * Starts `src/main.ts <role>` as a separate OS process: node itself with tsx as a loader (not
+ * through npx), so a signal sent to it reaches Surgeline and nothing in between.
+ */
+export function spawnSurgeline(role: Role, env: Record<string, string>): SurgelineProcess {
+  const base: Record<string, string> = {};
+  for (const key of ['PATH', 'HOME', 'TMPDIR']) {
+    if (process.env[key] !== undefined) base[key] = process.env[key] as string;
+  }
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', role], {
+    cwd: ROOT,
+    env: { ...base, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk) => (output += chunk));
+  child.stderr?.on('data', (chunk) => (output += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  const handle: SurgelineProcess = {
+    child,
+    output: () => output,
+    exited,
+    kill(signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    },
+  };
+  running.add(handle);
+  void exited.then(() => running.delete(handle));
+  return handle;
+}
+
+/** SIGKILLs every process spawnSurgeline started that is still running, and waits for them. */
+export async function killAll(): Promise<void> {
+  const left = [...running];
+  for (const p of left) p.kill('SIGKILL');
+  await Promise.all(left.map((p) => p.exited));
+}
+
+/** Waits for a process's exit, failing (with its output) if it has not exited by then. */
+export async function exitWithin(p: SurgelineProcess, ms: number) {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`process still running after ${ms} ms:\n${p.output()}`)), ms);
+  });
+  try {
+    return await Promise.race([p.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A TCP port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
