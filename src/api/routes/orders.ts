@@ -279,14 +279,12 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
         .onConflictDoNothing()
         .returning();
       if (!row) throw new AppError(409, 'feedback_exists', 'This order already has feedback.');
-      return reply
-        .code(201)
-        .send({
-          orderId: row.orderId,
-          score: row.score,
-          comment: row.comment,
-          createdAt: iso(row.createdAt),
-        });
+      return reply.code(201).send({
+        orderId: row.orderId,
+        score: row.score,
+        comment: row.comment,
+        createdAt: iso(row.createdAt),
+      });
     },
   );
 }
