@@ -1,6 +1,6 @@
-import { and, eq, inArray, ne } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { findOrder, recordEvent, transition, type OrderRow } from './orders.js';
+import { findOrder, orderParcels, recordEvent, transition, type OrderRow } from './orders.js';
 import { shipments } from './schema.js';
 import { AppError, notFound } from '../errors.js';
 
@@ -80,16 +80,7 @@ export async function applyCarrierEvent(
       }
       case 'delivered': {
         await setParcel('delivered', ['booked', 'in_transit'], event.at);
-        const parcels = await tx
-          .select()
-          .from(shipments)
-          .where(
-            and(
-              eq(shipments.orderId, order.id),
-              eq(shipments.attempt, order.attempt),
-              ne(shipments.status, 'cancelled'),
-            ),
-          );
+        const parcels = (await orderParcels(tx, order)).filter((p) => p.status !== 'cancelled');
         const allDelivered = parcels.every((p) => p.status === 'delivered');
         if (allDelivered) {
           const deliveredAt = new Date(

@@ -59,11 +59,15 @@ export async function recordEvent(
   return queueNotifications(tx, order, status, at);
 }
 
-/** Gives back every reservation the order still holds (the compensation of allocation). */
-export async function releaseReservations(tx: Db, orderId: string, attempt: number): Promise<void> {
+/**
+ * Settles every reservation the order still holds: `released` gives the stock back (the
+ * compensation of allocation, on failure or cancel); `consumed` takes it off the shelf once its
+ * parcel is booked.
+ */
+async function settleReservations(tx: Db, orderId: string, attempt: number, to: 'released' | 'consumed') {
   const held = await tx
     .update(allocations)
-    .set({ state: 'released' })
+    .set({ state: to })
     .where(
       and(
         eq(allocations.orderId, orderId),
@@ -73,36 +77,33 @@ export async function releaseReservations(tx: Db, orderId: string, attempt: numb
     )
     .returning();
   for (const a of held) {
+    const onHand = to === 'consumed' ? sql`${inventory.onHand} - ${a.quantity}` : inventory.onHand;
     await tx
       .update(inventory)
-      .set({ reserved: sql`${inventory.reserved} - ${a.quantity}`, updatedAt: new Date() })
+      .set({ onHand, reserved: sql`${inventory.reserved} - ${a.quantity}`, updatedAt: new Date() })
       .where(and(eq(inventory.warehouseId, a.warehouseId), eq(inventory.sku, a.sku)));
   }
 }
 
-/** Reserved stock leaves the shelf once its parcel is booked. */
-export async function consumeReservations(tx: Db, orderId: string, attempt: number): Promise<void> {
-  const held = await tx
-    .update(allocations)
-    .set({ state: 'consumed' })
+export const releaseReservations = (tx: Db, orderId: string, attempt: number) =>
+  settleReservations(tx, orderId, attempt, 'released');
+
+export const consumeReservations = (tx: Db, orderId: string, attempt: number) =>
+  settleReservations(tx, orderId, attempt, 'consumed');
+
+/** The parcels of the order's current attempt, optionally only those in the given statuses. */
+export async function orderParcels(db: Db, order: Pick<OrderRow, 'id' | 'attempt'>, statuses?: string[]) {
+  return db
+    .select()
+    .from(shipments)
     .where(
       and(
-        eq(allocations.orderId, orderId),
-        eq(allocations.attempt, attempt),
-        eq(allocations.state, 'reserved'),
+        eq(shipments.orderId, order.id),
+        eq(shipments.attempt, order.attempt),
+        statuses ? inArray(shipments.status, statuses) : undefined,
       ),
     )
-    .returning();
-  for (const a of held) {
-    await tx
-      .update(inventory)
-      .set({
-        onHand: sql`${inventory.onHand} - ${a.quantity}`,
-        reserved: sql`${inventory.reserved} - ${a.quantity}`,
-        updatedAt: new Date(),
-      })
-      .where(and(eq(inventory.warehouseId, a.warehouseId), eq(inventory.sku, a.sku)));
-  }
+    .orderBy(asc(shipments.createdAt), asc(shipments.id));
 }
 
 export async function findOrder(db: Db, id: string): Promise<OrderRow | undefined> {
@@ -127,11 +128,7 @@ export async function orderDetails(db: Db, order: OrderRow) {
       .from(allocations)
       .where(and(eq(allocations.orderId, order.id), eq(allocations.attempt, order.attempt)))
       .orderBy(asc(allocations.id)),
-    db
-      .select()
-      .from(shipments)
-      .where(and(eq(shipments.orderId, order.id), eq(shipments.attempt, order.attempt)))
-      .orderBy(asc(shipments.createdAt), asc(shipments.id)),
+    orderParcels(db, order),
     db
       .select()
       .from(orderEvents)

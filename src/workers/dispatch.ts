@@ -3,6 +3,7 @@ import type { Context } from '../context.js';
 import {
   consumeReservations,
   findOrder,
+  orderParcels,
   releaseReservations,
   transition,
   type OrderRow,
@@ -39,16 +40,7 @@ export async function dispatchOrder(
   const candidates = eligibleCarriers(await ctx.db.select().from(carriers), order.region);
   if (candidates.length === 0) return fail(ctx, order, 'no_carrier', 'no enabled carrier serves the region');
 
-  const parcels = await ctx.db
-    .select()
-    .from(shipments)
-    .where(
-      and(
-        eq(shipments.orderId, order.id),
-        eq(shipments.attempt, order.attempt),
-        eq(shipments.status, 'pending'),
-      ),
-    );
+  const parcels = await orderParcels(ctx.db, order, ['pending']);
   const items = await ctx.db.select().from(orderItems).where(eq(orderItems.orderId, order.id));
 
   for (const parcel of parcels) {
@@ -183,16 +175,7 @@ async function fail(
  * parcel of an order that will not ship is never picked up.
  */
 async function cancelBookings(ctx: Context, order: OrderRow) {
-  const parcels = await ctx.db
-    .select()
-    .from(shipments)
-    .where(
-      and(
-        eq(shipments.orderId, order.id),
-        eq(shipments.attempt, order.attempt),
-        inArray(shipments.status, ['pending', 'booked']),
-      ),
-    );
+  const parcels = await orderParcels(ctx.db, order, ['pending', 'booked']);
   if (parcels.length === 0) return;
   const tried = await ctx.db
     .selectDistinct({ shipmentId: carrierAttempts.shipmentId, carrierId: carrierAttempts.carrierId })
