@@ -1,4 +1,4 @@
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 
 /** Customer contact data and addresses never reach the logs. */
 const REDACT = [
@@ -15,8 +15,9 @@ const REDACT = [
   'req.headers["x-signature"]',
 ];
 
-export function createLogger(level: string): Logger {
-  return pino({ level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: 'surgeline' } });
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const options = { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { service: 'surgeline' } };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 export type { Logger };
