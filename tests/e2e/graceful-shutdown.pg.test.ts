@@ -1,15 +1,14 @@
-import { eq, inArray } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orders } from '../../src/db/schema.js';
-import { startCarrierSimulator, type CarrierSimulator } from '../../src/demo/carrier-simulator.js';
+import type { CarrierSimulator } from '../../src/demo/carrier-simulator.js';
 import {
-  createCarrier,
-  createShop,
-  createWarehouse,
+  allStoredWithStatus,
+  getOrder,
   newKey,
   orderBody,
-  setStock,
+  seedShopWithStock,
   shopHeaders,
+  startSimulatedCarrier,
+  storedStatus,
 } from '../helpers/fixtures.js';
 import {
   ADMIN_TOKEN,
@@ -36,7 +35,7 @@ describe('SIGTERM', () => {
   beforeAll(async () => {
     db = await testDatabase();
     api = await startTestServer(db.database, { role: 'api', env: { DATABASE_URL: db.url! } });
-    carrier = await startCarrierSimulator({
+    carrier = await startSimulatedCarrier(api.app, {
       carrierId: 'sim-term',
       webhookSecret: SECRET,
       apiKey: 'carrier-key',
@@ -44,15 +43,7 @@ describe('SIGTERM', () => {
       latencyMs: 1000, // a booking is in flight when the signal lands
       progress: { inTransitAfterMs: 2500, deliveredAfterMs: 3000 },
     });
-    shop = await createShop(api.app);
-    await createWarehouse(api.app, 'wh-term');
-    await setStock(api.app, 'wh-term', 'MASK-N95', 50);
-    await createCarrier(api.app, {
-      id: 'sim-term',
-      baseUrl: carrier.url,
-      apiKey: 'carrier-key',
-      webhookSecret: SECRET,
-    });
+    shop = await seedShopWithStock(api.app, { warehouseId: 'wh-term', stock: { 'MASK-N95': 50 } });
   });
 
   afterAll(async () => {
@@ -109,11 +100,7 @@ describe('SIGTERM', () => {
     expect(process1.output()).not.toMatch(/shutdown timeout reached/);
     await expect(fetch(`${url}/healthz`)).rejects.toThrow(); // nothing listens any more
     // The booking in flight at the signal was finished, not dropped: the first order left as dispatched.
-    const [first] = await db.database.db
-      .select({ status: orders.status })
-      .from(orders)
-      .where(eq(orders.id, ids[0]));
-    expect(['dispatched', 'in_transit', 'delivered']).toContain(first.status);
+    expect(['dispatched', 'in_transit', 'delivered']).toContain(await storedStatus(db.database.db, ids[0]));
 
     // Nothing was lost: a process started afterwards, on the same database and prefix, finishes every order.
     later = await startTestServer(db.database, {
@@ -121,20 +108,12 @@ describe('SIGTERM', () => {
       env: { DATABASE_URL: db.url!, QUEUE_PREFIX: prefix },
     });
     await waitFor(
-      async () => {
-        const rows = await db.database.db
-          .select({ status: orders.status })
-          .from(orders)
-          .where(inArray(orders.id, ids));
-        return rows.length === ids.length && rows.every((r) => r.status === 'delivered');
-      },
+      () => allStoredWithStatus(db.database.db, ids, 'delivered'),
       'every order to be delivered',
       25_000,
     );
     for (const id of ids) {
-      const order = (
-        await api.app.inject({ url: `/v1/orders/${id}`, headers: shopHeaders(shop.apiKey) })
-      ).json();
+      const order = await getOrder(api.app, shop.apiKey, id);
       expect(order.events.map((e: { status: string }) => e.status)).toEqual([
         'received',
         'allocated',

@@ -1,14 +1,13 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCarrierSimulator, type CarrierSimulator } from '../../src/demo/carrier-simulator.js';
+import type { CarrierSimulator } from '../../src/demo/carrier-simulator.js';
 import {
-  createCarrier,
-  createShop,
-  createWarehouse,
   newKey,
   orderBody,
-  setStock,
+  seedShopWithStock,
   shopHeaders,
+  startSimulatedCarrier,
+  waitForOrderStatus,
 } from '../helpers/fixtures.js';
 import {
   startTestServer,
@@ -32,21 +31,17 @@ describe('an order travels the whole pipeline', () => {
     db = await testDatabase();
     server = await startTestServer(db.database);
     receiver = await startReceiver();
-    carrier = await startCarrierSimulator({
+    carrier = await startSimulatedCarrier(server.app, {
       carrierId: 'sim-express',
       webhookSecret: SECRET,
       apiKey: 'carrier-key',
       eventsBaseUrl: server.url,
       progress: { inTransitAfterMs: 300, deliveredAfterMs: 600 },
     });
-    shop = await createShop(server.app, { webhookUrl: receiver.url });
-    await createWarehouse(server.app, 'wh-pudong');
-    await setStock(server.app, 'wh-pudong', 'MASK-N95', 10);
-    await createCarrier(server.app, {
-      id: 'sim-express',
-      baseUrl: carrier.url,
-      apiKey: 'carrier-key',
-      webhookSecret: SECRET,
+    shop = await seedShopWithStock(server.app, {
+      shop: { webhookUrl: receiver.url },
+      warehouseId: 'wh-pudong',
+      stock: { 'MASK-N95': 10 },
     });
   });
 
@@ -67,14 +62,7 @@ describe('an order travels the whole pipeline', () => {
     const accepted = (await posted.json()) as { id: string; status: string };
     expect(accepted.status).toBe('received');
 
-    const delivered = await waitFor(async () => {
-      const response = await server.app.inject({
-        url: `/v1/orders/${accepted.id}`,
-        headers: shopHeaders(shop.apiKey),
-      });
-      const order = response.json();
-      return order.status === 'delivered' ? order : undefined;
-    }, 'the order to be delivered');
+    const delivered = await waitForOrderStatus(server.app, shop.apiKey, accepted.id, 'delivered');
 
     expect(delivered.events.map((e: { status: string }) => e.status)).toEqual([
       'received',

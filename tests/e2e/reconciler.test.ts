@@ -1,16 +1,14 @@
-import { inArray } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orders } from '../../src/db/schema.js';
-import { startCarrierSimulator, type CarrierSimulator } from '../../src/demo/carrier-simulator.js';
+import type { CarrierSimulator } from '../../src/demo/carrier-simulator.js';
 import {
-  createCarrier,
-  createShop,
-  createWarehouse,
-  newKey,
+  allStoredWithStatus,
+  getOrder,
   orderBody,
-  setStock,
+  placeOrder,
+  seedShopWithStock,
   shopHeaders,
+  startSimulatedCarrier,
 } from '../helpers/fixtures.js';
 import {
   deleteRedisKeys,
@@ -33,40 +31,22 @@ interface OrderView {
 
 async function placeOrders(app: FastifyInstance, apiKey: string, count: number): Promise<string[]> {
   const priorities = ['essential', 'express', 'standard'];
-  const responses = await Promise.all(
+  const accepted = await Promise.all(
     Array.from({ length: count }, (_, i) =>
-      app.inject({
-        method: 'POST',
-        url: '/v1/orders',
-        headers: shopHeaders(apiKey, newKey()),
-        payload: orderBody({ priority: priorities[i % priorities.length] }),
-      }),
+      placeOrder(app, apiKey, orderBody({ priority: priorities[i % priorities.length] })),
     ),
   );
-  for (const response of responses) expect(response.statusCode, response.body).toBe(202);
-  return responses.map((r) => r.json().id as string);
+  return accepted.map((a) => a.id as string);
 }
 
 /** Polls the database (the API's per-shop rate limit is not what this test is about), then reads each order once. */
 async function allDelivered(server: TestServer, apiKey: string, ids: string[], timeoutMs = 25_000) {
   await waitFor(
-    async () => {
-      const rows = await server.ctx.db
-        .select({ status: orders.status })
-        .from(orders)
-        .where(inArray(orders.id, ids));
-      return rows.length === ids.length && rows.every((r) => r.status === 'delivered');
-    },
+    () => allStoredWithStatus(server.ctx.db, ids, 'delivered'),
     `${ids.length} orders to be delivered`,
     timeoutMs,
   );
-  return Promise.all(
-    ids.map(async (id) => {
-      const response = await server.app.inject({ url: `/v1/orders/${id}`, headers: shopHeaders(apiKey) });
-      expect(response.statusCode).toBe(200);
-      return response.json() as OrderView;
-    }),
-  );
+  return Promise.all(ids.map(async (id) => (await getOrder(server.app, apiKey, id)) as OrderView));
 }
 
 /** One booking per parcel at the carrier, none cancelled, none booked twice, each order's timeline walked once. */
@@ -98,7 +78,7 @@ describe('Redis keys flushed while orders are mid-dispatch', () => {
     server = await startTestServer(db.database);
     // Booking answers take 1.5 s, so a flush lands while bookings are in flight; progress starts
     // once the answer is surely committed.
-    carrier = await startCarrierSimulator({
+    carrier = await startSimulatedCarrier(server.app, {
       carrierId: 'sim-flush',
       webhookSecret: SECRET,
       apiKey: 'carrier-key',
@@ -106,15 +86,7 @@ describe('Redis keys flushed while orders are mid-dispatch', () => {
       latencyMs: 1500,
       progress: { inTransitAfterMs: 5000, deliveredAfterMs: 5500 },
     });
-    shop = await createShop(server.app);
-    await createWarehouse(server.app, 'wh-flush');
-    await setStock(server.app, 'wh-flush', 'MASK-N95', 100);
-    await createCarrier(server.app, {
-      id: 'sim-flush',
-      baseUrl: carrier.url,
-      apiKey: 'carrier-key',
-      webhookSecret: SECRET,
-    });
+    shop = await seedShopWithStock(server.app, { warehouseId: 'wh-flush', stock: { 'MASK-N95': 100 } });
   });
 
   afterAll(async () => {
@@ -147,22 +119,14 @@ describe('orders accepted while no worker serves allocation, then Redis flushed'
   beforeAll(async () => {
     db = await testDatabase();
     first = await startTestServer(db.database, { env: { WORKER_QUEUES: 'notification' } });
-    carrier = await startCarrierSimulator({
+    carrier = await startSimulatedCarrier(first.app, {
       carrierId: 'sim-late',
       webhookSecret: SECRET,
       apiKey: 'carrier-key',
       eventsBaseUrl: first.url,
       progress: { inTransitAfterMs: 300, deliveredAfterMs: 600 },
     });
-    shop = await createShop(first.app);
-    await createWarehouse(first.app, 'wh-late');
-    await setStock(first.app, 'wh-late', 'MASK-N95', 100);
-    await createCarrier(first.app, {
-      id: 'sim-late',
-      baseUrl: carrier.url,
-      apiKey: 'carrier-key',
-      webhookSecret: SECRET,
-    });
+    shop = await seedShopWithStock(first.app, { warehouseId: 'wh-late', stock: { 'MASK-N95': 100 } });
   });
 
   afterAll(async () => {

@@ -1,15 +1,12 @@
-import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orders } from '../../src/db/schema.js';
-import { startCarrierSimulator, type CarrierSimulator } from '../../src/demo/carrier-simulator.js';
+import type { CarrierSimulator } from '../../src/demo/carrier-simulator.js';
 import {
-  createCarrier,
-  createShop,
-  createWarehouse,
-  newKey,
+  getOrder,
   orderBody,
-  setStock,
-  shopHeaders,
+  placeOrder,
+  seedShopWithStock,
+  startSimulatedCarrier,
+  storedStatus,
 } from '../helpers/fixtures.js';
 import {
   ADMIN_TOKEN,
@@ -36,7 +33,7 @@ describe('a worker that dies mid-job', () => {
     api = await startTestServer(db.database, { role: 'api', env: { DATABASE_URL: db.url! } });
     // Progress events are sent by the test once the order is dispatched (a progress run started by
     // the first booking would race the crash).
-    carrier = await startCarrierSimulator({
+    carrier = await startSimulatedCarrier(api.app, {
       carrierId: 'sim-crash',
       webhookSecret: SECRET,
       apiKey: 'carrier-key',
@@ -44,15 +41,7 @@ describe('a worker that dies mid-job', () => {
       latencyMs: 3000,
       progress: false,
     });
-    shop = await createShop(api.app);
-    await createWarehouse(api.app, 'wh-crash');
-    await setStock(api.app, 'wh-crash', 'MASK-N95', 10);
-    await createCarrier(api.app, {
-      id: 'sim-crash',
-      baseUrl: carrier.url,
-      apiKey: 'carrier-key',
-      webhookSecret: SECRET,
-    });
+    shop = await seedShopWithStock(api.app, { warehouseId: 'wh-crash', stock: { 'MASK-N95': 10 } });
     workerEnv = {
       DATABASE_URL: db.url!,
       REDIS_URL,
@@ -74,25 +63,12 @@ describe('a worker that dies mid-job', () => {
     await db?.drop();
   });
 
-  const statusOf = async (id: string) => {
-    const [row] = await db.database.db
-      .select({ status: orders.status })
-      .from(orders)
-      .where(eq(orders.id, id));
-    return row?.status;
-  };
+  const statusOf = (id: string) => storedStatus(db.database.db, id);
 
   it('the order still completes, booked once', async () => {
     const first: SurgelineProcess = spawnSurgeline('worker', workerEnv);
 
-    const posted = await api.app.inject({
-      method: 'POST',
-      url: '/v1/orders',
-      headers: shopHeaders(shop.apiKey, newKey()),
-      payload: orderBody({ priority: 'express' }),
-    });
-    expect(posted.statusCode, posted.body).toBe(202);
-    const orderId: string = posted.json().id;
+    const orderId: string = (await placeOrder(api.app, shop.apiKey, orderBody({ priority: 'express' }))).id;
 
     // The first worker allocated the order and is waiting for the carrier's (delayed) answer.
     await waitFor(
@@ -124,8 +100,7 @@ describe('a worker that dies mid-job', () => {
     expect(await carrier.sendEvent(booking.trackingNumber, 'in_transit')).toBe(200);
     expect(await carrier.sendEvent(booking.trackingNumber, 'delivered')).toBe(200);
 
-    const view = await api.app.inject({ url: `/v1/orders/${orderId}`, headers: shopHeaders(shop.apiKey) });
-    const order = view.json();
+    const order = await getOrder(api.app, shop.apiKey, orderId);
     expect(order.status).toBe('delivered');
     const timeline = order.events.map((e: { status: string }) => e.status);
     expect(timeline).toEqual(['received', 'allocated', 'dispatched', 'in_transit', 'delivered']);

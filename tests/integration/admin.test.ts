@@ -1,16 +1,18 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shops } from '../../src/db/schema.js';
-import { startCarrierSimulator, type CarrierSimulator } from '../../src/demo/carrier-simulator.js';
+import type { CarrierSimulator } from '../../src/demo/carrier-simulator.js';
 import {
   admin,
-  createCarrier,
   createShop,
   createWarehouse,
-  newKey,
+  getOrder,
   orderBody,
+  placeOrder,
   setStock,
   shopHeaders,
+  startSimulatedCarrier,
+  waitForOrderStatus,
 } from '../helpers/fixtures.js';
 import {
   startTestServer,
@@ -67,24 +69,20 @@ describe('operator routes (/v1/admin)', () => {
   beforeAll(async () => {
     db = await testDatabase();
     server = await startTestServer(db.database);
-    fast = await startCarrierSimulator({
-      carrierId: 'adm-fast',
-      webhookSecret: SECRET,
-      apiKey: CARRIER_KEY,
-      progress: false,
-    });
-    hang = await startCarrierSimulator({ carrierId: 'adm-hang', webhookSecret: SECRET, progress: false });
+    // Each carrier serves its own region, so which one an order meets is decided by its region.
+    fast = await startSimulatedCarrier(
+      server.app,
+      { carrierId: 'adm-fast', webhookSecret: SECRET, apiKey: CARRIER_KEY, progress: false },
+      { regions: ['shanghai-pudong'] },
+    );
+    hang = await startSimulatedCarrier(
+      server.app,
+      { carrierId: 'adm-hang', webhookSecret: SECRET, progress: false },
+      { regions: ['hang-region'] },
+    );
     hang.set({ hang: true });
     shop = await createShop(server.app);
     await createWarehouse(server.app, 'wh-adm');
-    // Each carrier serves its own region, so which one an order meets is decided by its region.
-    await createCarrier(server.app, {
-      id: 'adm-fast',
-      baseUrl: fast.url,
-      apiKey: CARRIER_KEY,
-      regions: ['shanghai-pudong'],
-    });
-    await createCarrier(server.app, { id: 'adm-hang', baseUrl: hang.url, regions: ['hang-region'] });
   });
 
   afterAll(async () => {
@@ -95,22 +93,8 @@ describe('operator routes (/v1/admin)', () => {
     await db?.drop();
   });
 
-  async function placeOrder(overrides: Record<string, unknown>) {
-    const response = await server.app.inject({
-      method: 'POST',
-      url: '/v1/orders',
-      headers: shopHeaders(shop.apiKey, newKey()),
-      payload: orderBody(overrides),
-    });
-    expect(response.statusCode).toBe(202);
-    return response.json().id as string;
-  }
-
-  async function getOrder(id: string) {
-    const response = await server.app.inject({ url: `/v1/orders/${id}`, headers: shopHeaders(shop.apiKey) });
-    expect(response.statusCode).toBe(200);
-    return response.json();
-  }
+  const placeShopOrder = async (overrides: Record<string, unknown>) =>
+    (await placeOrder(server.app, shop.apiKey, orderBody(overrides))).id as string;
 
   async function inventoryOf(query: string) {
     const response = await server.app.inject({ url: `/v1/admin/inventory?${query}`, headers: admin });
@@ -341,14 +325,11 @@ describe('operator routes (/v1/admin)', () => {
     it('refuses to set on-hand below what an allocated order holds (409 below_reserved)', async () => {
       await setStock(server.app, 'wh-adm', 'ADM-HELD', 5);
       // The only carrier of this region never answers, so the order sits allocated with its stock reserved.
-      const orderId = await placeOrder({
+      const orderId = await placeShopOrder({
         items: [{ sku: 'ADM-HELD', quantity: 3 }],
         shippingAddress: { ...orderBody().shippingAddress, region: 'hang-region' },
       });
-      await waitFor(
-        async () => (await getOrder(orderId)).status === 'allocated',
-        'the order to be allocated',
-      );
+      await waitForOrderStatus(server.app, shop.apiKey, orderId, 'allocated');
       await waitFor(async () => hang.stats.calls > 0, 'the booking call to the hanging carrier');
       expect((await inventoryOf('sku=ADM-HELD')).items).toEqual([
         {
@@ -383,7 +364,7 @@ describe('operator routes (/v1/admin)', () => {
         reserved: 3,
         available: 0,
       });
-      expect((await getOrder(orderId)).status).toBe('allocated');
+      expect((await getOrder(server.app, shop.apiKey, orderId)).status).toBe('allocated');
     });
 
     it('lists stock filtered by sku and warehouse, in the contract shape, page by page', async () => {
@@ -539,11 +520,8 @@ describe('operator routes (/v1/admin)', () => {
     it('reports a success rate between 0 and 1 once the carrier has booked', async () => {
       expect((await carrierList()).items.find((c) => c.id === 'adm-fast')?.successRate).toBeNull();
       await setStock(server.app, 'wh-adm', 'ADM-SHIP', 10);
-      const orderId = await placeOrder({ items: [{ sku: 'ADM-SHIP', quantity: 1 }] });
-      const order = await waitFor(async () => {
-        const current = await getOrder(orderId);
-        return current.status === 'dispatched' ? current : undefined;
-      }, 'the order to be dispatched');
+      const orderId = await placeShopOrder({ items: [{ sku: 'ADM-SHIP', quantity: 1 }] });
+      const order = await waitForOrderStatus(server.app, shop.apiKey, orderId, 'dispatched');
       expect(order.shipments[0]).toMatchObject({ carrierId: 'adm-fast' });
       const rate = (await carrierList()).items.find((c) => c.id === 'adm-fast')!.successRate;
       expect(typeof rate).toBe('number');
@@ -585,13 +563,12 @@ describe('operator routes (/v1/admin)', () => {
     });
 
     it('never books with a disabled carrier: an order whose only carrier is disabled fails no_carrier', async () => {
-      const off = await startCarrierSimulator({
-        carrierId: 'adm-off',
-        webhookSecret: SECRET,
-        progress: false,
-      });
+      const off = await startSimulatedCarrier(
+        server.app,
+        { carrierId: 'adm-off', webhookSecret: SECRET, progress: false },
+        { regions: ['off-region'] },
+      );
       try {
-        await createCarrier(server.app, { id: 'adm-off', baseUrl: off.url, regions: ['off-region'] });
         const disabled = await server.app.inject({
           method: 'PATCH',
           url: '/v1/admin/carriers/adm-off',
@@ -600,14 +577,11 @@ describe('operator routes (/v1/admin)', () => {
         });
         expect(disabled.statusCode).toBe(200);
         await setStock(server.app, 'wh-adm', 'ADM-OFF', 5);
-        const orderId = await placeOrder({
+        const orderId = await placeShopOrder({
           items: [{ sku: 'ADM-OFF', quantity: 1 }],
           shippingAddress: { ...orderBody().shippingAddress, region: 'off-region' },
         });
-        const failed = await waitFor(async () => {
-          const current = await getOrder(orderId);
-          return current.status === 'failed' ? current : undefined;
-        }, 'the order to fail');
+        const failed = await waitForOrderStatus(server.app, shop.apiKey, orderId, 'failed');
         expect(failed.failureReason).toBe('no_carrier');
         expect(off.stats.calls).toBe(0);
         expect(off.bookings.size).toBe(0);

@@ -1,25 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  signCarrierBody,
-  startCarrierSimulator,
-  type CarrierSimulator,
-} from '../../src/demo/carrier-simulator.js';
+import { signCarrierBody, type CarrierSimulator } from '../../src/demo/carrier-simulator.js';
 import {
   createCarrier,
-  createShop,
-  createWarehouse,
-  newKey,
+  getOrder,
   orderBody,
-  setStock,
-  shopHeaders,
+  placeOrder,
+  seedShopWithStock,
+  startSimulatedCarrier,
+  waitForOrderStatus,
 } from '../helpers/fixtures.js';
-import {
-  startTestServer,
-  testDatabase,
-  waitFor,
-  type TestDatabase,
-  type TestServer,
-} from '../helpers/harness.js';
+import { startTestServer, testDatabase, type TestDatabase, type TestServer } from '../helpers/harness.js';
 
 const SECRET = 'carrier-events-secret-1';
 const OTHER_SECRET = 'other-carrier-secret-2';
@@ -61,21 +51,12 @@ describe('carrier events and the tracking page', () => {
   beforeAll(async () => {
     db = await testDatabase();
     server = await startTestServer(db.database);
-    carrier = await startCarrierSimulator({
-      carrierId: 'ev-carrier',
-      webhookSecret: SECRET,
-      eventsBaseUrl: server.url,
-      progress: false,
-    });
-    shop = await createShop(server.app);
-    await createWarehouse(server.app, 'wh-ev');
-    await setStock(server.app, 'wh-ev', 'MASK-N95', 100);
-    await createCarrier(server.app, {
-      id: 'ev-carrier',
-      baseUrl: carrier.url,
-      webhookSecret: SECRET,
-      rank: 1,
-    });
+    carrier = await startSimulatedCarrier(
+      server.app,
+      { carrierId: 'ev-carrier', webhookSecret: SECRET, eventsBaseUrl: server.url, progress: false },
+      { rank: 1 },
+    );
+    shop = await seedShopWithStock(server.app, { warehouseId: 'wh-ev', stock: { 'MASK-N95': 100 } });
     // A second carrier that never books here (it serves no region of these orders) but can post events.
     await createCarrier(server.app, {
       id: 'ev-other',
@@ -92,26 +73,15 @@ describe('carrier events and the tracking page', () => {
     await db?.drop();
   });
 
-  async function getOrder(id: string): Promise<Order> {
-    const response = await server.app.inject({ url: `/v1/orders/${id}`, headers: shopHeaders(shop.apiKey) });
-    expect(response.statusCode).toBe(200);
-    return response.json();
-  }
+  const readOrder = (id: string): Promise<Order> => getOrder(server.app, shop.apiKey, id);
 
   /** Places an order and waits until its parcel is booked and the order `dispatched`. */
   async function dispatchedOrder(): Promise<Parcel> {
-    const posted = await server.app.inject({
-      method: 'POST',
-      url: '/v1/orders',
-      headers: shopHeaders(shop.apiKey, newKey()),
-      payload: orderBody(PRIVATE),
-    });
-    expect(posted.statusCode).toBe(202);
-    const { id, links } = posted.json() as { id: string; links: { tracking: string } };
-    const order = await waitFor(async () => {
-      const current = await getOrder(id);
-      return current.status === 'dispatched' ? current : undefined;
-    }, 'the order to be dispatched');
+    const { id, links } = (await placeOrder(server.app, shop.apiKey, orderBody(PRIVATE))) as {
+      id: string;
+      links: { tracking: string };
+    };
+    const order: Order = await waitForOrderStatus(server.app, shop.apiKey, id, 'dispatched');
     expect(order.shipments).toHaveLength(1);
     const token = new URL(links.tracking).pathname.split('/').pop()!;
     return { orderId: id, token, trackingNumber: order.shipments[0].trackingNumber };
@@ -180,7 +150,7 @@ describe('carrier events and the tracking page', () => {
     expectProblem(await post('ev-other', event, OTHER_SECRET), 404);
 
     // None of it moved the order.
-    const order = await getOrder(first.orderId);
+    const order = await readOrder(first.orderId);
     expect(order.status).toBe('dispatched');
     expect(count(order, 'in_transit')).toBe(0);
   });
@@ -200,14 +170,14 @@ describe('carrier events and the tracking page', () => {
     }
     const malformed = expectProblem(await post('ev-carrier', '{"trackingNumber": '), 400);
     expect(malformed.code).not.toBe('validation_failed');
-    expect((await getOrder(first.orderId)).status).toBe('dispatched');
+    expect((await readOrder(first.orderId)).status).toBe('dispatched');
   });
 
   it('moves the order to in_transit once, however often the event is repeated', async () => {
     const status = await carrier.sendEvent(first.trackingNumber, 'in_transit');
     expect(status).toBeGreaterThanOrEqual(200);
     expect(status).toBeLessThan(300);
-    let order = await getOrder(first.orderId);
+    let order = await readOrder(first.orderId);
     expect(order.status).toBe('in_transit');
 
     for (let i = 0; i < 3; i++) {
@@ -215,7 +185,7 @@ describe('carrier events and the tracking page', () => {
       expect(again).toBeGreaterThanOrEqual(200);
       expect(again).toBeLessThan(300);
     }
-    order = await getOrder(first.orderId);
+    order = await readOrder(first.orderId);
     expect(order.status).toBe('in_transit');
     expect(count(order, 'in_transit')).toBe(1);
   });
@@ -228,7 +198,7 @@ describe('carrier events and the tracking page', () => {
     // A repeat adds nothing.
     expect2xx(await carrier.sendEvent(first.trackingNumber, 'failed_attempt', failedAt));
 
-    const order = await getOrder(first.orderId);
+    const order = await readOrder(first.orderId);
     expect(order.status).toBe('in_transit');
     expect(order.events.find((e) => e.status === 'out_for_delivery')?.at).toBe(outAt);
     expect(order.events.find((e) => e.status === 'failed_attempt')?.at).toBe(failedAt);
@@ -239,7 +209,7 @@ describe('carrier events and the tracking page', () => {
   it('delivers the order with deliveredAt = the event time, and late events never move it back', async () => {
     const at = new Date(Date.now() + 5).toISOString();
     expect2xx(await carrier.sendEvent(first.trackingNumber, 'delivered', at));
-    let order = await getOrder(first.orderId);
+    let order = await readOrder(first.orderId);
     expect(order.status).toBe('delivered');
     expect(order.deliveredAt).toBe(at);
     expect(order.events.find((e) => e.status === 'delivered')?.at).toBe(at);
@@ -249,7 +219,7 @@ describe('carrier events and the tracking page', () => {
       const status = await carrier.sendEvent(first.trackingNumber, late, new Date().toISOString());
       expect(`${late} → ${status >= 200 && status < 300}`).toBe(`${late} → true`);
     }
-    order = await getOrder(first.orderId);
+    order = await readOrder(first.orderId);
     expect(order.status).toBe('delivered');
     expect(order.deliveredAt).toBe(at);
     expect(count(order, 'in_transit')).toBe(1);
@@ -271,7 +241,7 @@ describe('carrier events and the tracking page', () => {
       409,
     );
     expect(returned.code).toBe('already_delivered');
-    order = await getOrder(first.orderId);
+    order = await readOrder(first.orderId);
     expect(order.status).toBe('delivered');
     expect(order.failureReason).toBeNull();
   });
@@ -280,7 +250,7 @@ describe('carrier events and the tracking page', () => {
     const parcel = await dispatchedOrder();
     expect2xx(await carrier.sendEvent(parcel.trackingNumber, 'in_transit'));
     expect2xx(await carrier.sendEvent(parcel.trackingNumber, 'returned'));
-    let order = await getOrder(parcel.orderId);
+    let order = await readOrder(parcel.orderId);
     expect(order.status).toBe('failed');
     expect(order.failureReason).toBe('returned');
     expect(count(order, 'failed')).toBe(1);
@@ -288,7 +258,7 @@ describe('carrier events and the tracking page', () => {
     // Neither a repeat nor a late delivery revives it.
     expect(await carrier.sendEvent(parcel.trackingNumber, 'returned')).toBeLessThan(300);
     expect(await carrier.sendEvent(parcel.trackingNumber, 'delivered')).toBeLessThan(300);
-    order = await getOrder(parcel.orderId);
+    order = await readOrder(parcel.orderId);
     expect(order.status).toBe('failed');
     expect(order.deliveredAt).toBeNull();
     expect(count(order, 'failed')).toBe(1);
@@ -300,7 +270,7 @@ describe('carrier events and the tracking page', () => {
     const deliveredAt = new Date(Date.now() + 3 * 24 * 3_600_000 + 123).toISOString();
     expect2xx(await carrier.sendEvent(parcel.trackingNumber, 'in_transit', inTransitAt));
     expect2xx(await carrier.sendEvent(parcel.trackingNumber, 'delivered', deliveredAt));
-    const order = await getOrder(parcel.orderId);
+    const order = await readOrder(parcel.orderId);
     expect(order.events.find((e) => e.status === 'in_transit')?.at).toBe(inTransitAt);
     expect(order.status).toBe('delivered');
     expect(order.deliveredAt).toBe(deliveredAt);
@@ -313,7 +283,7 @@ describe('carrier events and the tracking page', () => {
       expect(response.headers.get('content-type')).toMatch(/^application\/json/);
       const text = await response.text();
       const page = JSON.parse(text);
-      const order = await getOrder(first.orderId);
+      const order = await readOrder(first.orderId);
 
       expect(page.status).toBe('delivered');
       expect(page.promisedBy).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);

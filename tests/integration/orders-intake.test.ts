@@ -10,14 +10,7 @@ import { count, eq } from 'drizzle-orm';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { notifications, orderEvents, orderItems, orders } from '../../src/db/schema.js';
-import {
-  createShop,
-  createWarehouse,
-  newKey,
-  orderBody,
-  setStock,
-  shopHeaders,
-} from '../helpers/fixtures.js';
+import { createShop, newKey, orderBody, seedShopWithStock, shopHeaders } from '../helpers/fixtures.js';
 import { startTestServer, testDatabase, type TestDatabase, type TestServer } from '../helpers/harness.js';
 
 const PUBLIC_URL = 'https://track.surgeline.test';
@@ -67,11 +60,12 @@ describe('shop order intake', () => {
   beforeAll(async () => {
     db = await testDatabase();
     server = await startTestServer(db.database, { role: 'api', env: { PUBLIC_URL } });
-    shop = await createShop(server.app, { name: 'Intake Shop', rateLimitPerMinute: 100_000 });
+    shop = await seedShopWithStock(server.app, {
+      shop: { name: 'Intake Shop', rateLimitPerMinute: 100_000 },
+      warehouseId: 'wh-intake',
+      stock: { 'MASK-N95': 100_000, 'GLOVE-M': 100_000 },
+    });
     otherShop = await createShop(server.app, { name: 'Other Shop', rateLimitPerMinute: 100_000 });
-    await createWarehouse(server.app, 'wh-intake');
-    await setStock(server.app, 'wh-intake', 'MASK-N95', 100_000);
-    await setStock(server.app, 'wh-intake', 'GLOVE-M', 100_000);
   });
 
   afterAll(async () => {

@@ -10,16 +10,17 @@ import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCarrierSimulator, type CarrierSimulator } from '../../src/demo/carrier-simulator.js';
+import type { CarrierSimulator } from '../../src/demo/carrier-simulator.js';
 import { feedback } from '../../src/db/schema.js';
 import {
-  createCarrier,
   createShop,
-  createWarehouse,
   newKey,
   orderBody,
-  setStock,
+  placeOrder,
+  seedShopWithStock,
   shopHeaders,
+  startSimulatedCarrier,
+  waitForOrderStatus,
 } from '../helpers/fixtures.js';
 import {
   startTestServer,
@@ -88,23 +89,10 @@ describe('reading, listing, cancelling and rating orders', () => {
       ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
     });
 
-  async function place(body: Record<string, unknown>, apiKey = shop.apiKey): Promise<Accepted> {
-    const response = await server.app.inject({
-      method: 'POST',
-      url: '/v1/orders',
-      headers: shopHeaders(apiKey, newKey()),
-      payload: body,
-    });
-    expect(response.statusCode, response.body).toBe(202);
-    return response.json();
-  }
-
-  async function reachStatus(id: string, status: string, apiKey = shop.apiKey) {
-    return waitFor(async () => {
-      const order = (await get(`/v1/orders/${id}`, apiKey)).json();
-      return order.status === status ? order : undefined;
-    }, `order ${id} to be ${status}`);
-  }
+  const place = (body: Record<string, unknown>, apiKey = shop.apiKey): Promise<Accepted> =>
+    placeOrder(server.app, apiKey, body);
+  const reachStatus = (id: string, status: string, apiKey = shop.apiKey) =>
+    waitForOrderStatus(server.app, apiKey, id, status);
 
   async function stockOf(sku: string) {
     const response = await server.app.inject({
@@ -121,52 +109,35 @@ describe('reading, listing, cancelling and rating orders', () => {
     server = await startTestServer(db.database, {
       env: { WORKER_CONCURRENCY: '32', CARRIER_TIMEOUT_MS: '60000' },
     });
-    fast = await startCarrierSimulator({
-      carrierId: 'sim-fast',
-      webhookSecret: SECRET,
-      apiKey: 'carrier-key',
-      eventsBaseUrl: server.url,
-      progress: { inTransitAfterMs: 300, deliveredAfterMs: 600 },
-    });
-    still = await startCarrierSimulator({
-      carrierId: 'sim-still',
-      webhookSecret: SECRET,
-      eventsBaseUrl: server.url,
-      progress: false,
-    });
-    hang = await startCarrierSimulator({
-      carrierId: 'sim-hang',
-      webhookSecret: SECRET,
-      eventsBaseUrl: server.url,
-      progress: false,
-    });
+    fast = await startSimulatedCarrier(
+      server.app,
+      {
+        carrierId: 'sim-fast',
+        webhookSecret: SECRET,
+        apiKey: 'carrier-key',
+        eventsBaseUrl: server.url,
+        progress: { inTransitAfterMs: 300, deliveredAfterMs: 600 },
+      },
+      { regions: ['shanghai-pudong'] },
+    );
+    still = await startSimulatedCarrier(
+      server.app,
+      { carrierId: 'sim-still', webhookSecret: SECRET, eventsBaseUrl: server.url, progress: false },
+      { regions: ['still-region'] },
+    );
+    hang = await startSimulatedCarrier(
+      server.app,
+      { carrierId: 'sim-hang', webhookSecret: SECRET, eventsBaseUrl: server.url, progress: false },
+      { regions: ['hang-region'] },
+    );
     hang.set({ hang: true });
 
-    shop = await createShop(server.app, { name: 'Reader Shop', rateLimitPerMinute: 100_000 });
+    shop = await seedShopWithStock(server.app, {
+      shop: { name: 'Reader Shop', rateLimitPerMinute: 100_000 },
+      warehouseId: 'wh-main',
+      stock: { 'MASK-N95': 100_000, 'FACE-SHIELD': 100_000, 'GLOVE-L': 50 },
+    });
     otherShop = await createShop(server.app, { name: 'Other Shop', rateLimitPerMinute: 100_000 });
-    await createWarehouse(server.app, 'wh-main');
-    await setStock(server.app, 'wh-main', 'MASK-N95', 100_000);
-    await setStock(server.app, 'wh-main', 'FACE-SHIELD', 100_000);
-    await setStock(server.app, 'wh-main', 'GLOVE-L', 50);
-    await createCarrier(server.app, {
-      id: 'sim-fast',
-      baseUrl: fast.url,
-      apiKey: 'carrier-key',
-      webhookSecret: SECRET,
-      regions: ['shanghai-pudong'],
-    });
-    await createCarrier(server.app, {
-      id: 'sim-still',
-      baseUrl: still.url,
-      webhookSecret: SECRET,
-      regions: ['still-region'],
-    });
-    await createCarrier(server.app, {
-      id: 'sim-hang',
-      baseUrl: hang.url,
-      webhookSecret: SECRET,
-      regions: ['hang-region'],
-    });
 
     deliveredBody = orderBody({
       priority: 'express',

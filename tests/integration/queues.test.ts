@@ -2,7 +2,14 @@ import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orderEvents } from '../../src/db/schema.js';
 import { jobIds } from '../../src/queues/index.js';
-import { createShop, createWarehouse, newKey, orderBody, setStock, shopHeaders } from '../helpers/fixtures.js';
+import {
+  createShop,
+  createWarehouse,
+  newKey,
+  orderBody,
+  setStock,
+  shopHeaders,
+} from '../helpers/fixtures.js';
 import {
   startTestServer,
   testDatabase,
@@ -23,7 +30,9 @@ describe('queues: every job prioritised, ids derived from the work, finished job
   beforeAll(async () => {
     db = await testDatabase();
     // No worker serves allocation yet: the jobs wait in Redis where the test can read them.
-    api = await startTestServer(db.database, { env: { QUEUE_PREFIX: prefix, WORKER_QUEUES: 'notification' } });
+    api = await startTestServer(db.database, {
+      env: { QUEUE_PREFIX: prefix, WORKER_QUEUES: 'notification' },
+    });
     apiKey = (await createShop(api.app)).apiKey;
     await createWarehouse(api.app, 'wh-q');
     await setStock(api.app, 'wh-q', 'MASK-N95', 100);
@@ -52,13 +61,21 @@ describe('queues: every job prioritised, ids derived from the work, finished job
       const job = await api.ctx.queues.queues.allocation.getJob(jobIds.allocation(id, 1));
       expect(job?.data).toEqual({ orderId: id, attempt: 1 });
       expect(job?.opts.priority).toBe(expected[priority]);
-      expect(job?.opts.removeOnComplete).toMatchObject({ age: expect.any(Number), count: expect.any(Number) });
+      expect(job?.opts.removeOnComplete).toMatchObject({
+        age: expect.any(Number),
+        count: expect.any(Number),
+      });
       expect(job?.opts.removeOnFail).toMatchObject({ age: expect.any(Number), count: expect.any(Number) });
     }
   });
 
   it('gives notification jobs the priority of their order', async () => {
-    const jobs = await api.ctx.queues.queues.notification.getJobs(['prioritized', 'waiting', 'active', 'completed']);
+    const jobs = await api.ctx.queues.queues.notification.getJobs([
+      'prioritized',
+      'waiting',
+      'active',
+      'completed',
+    ]);
     expect(jobs.length).toBeGreaterThanOrEqual(3);
     for (const job of jobs) expect([1, 2, 3]).toContain(job.opts.priority);
   });

@@ -1,21 +1,19 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orders } from '../../src/db/schema.js';
-import { startCarrierSimulator, type CarrierSimulator } from '../../src/demo/carrier-simulator.js';
+import type { CarrierSimulator } from '../../src/demo/carrier-simulator.js';
 import {
-  createCarrier,
-  createShop,
-  createWarehouse,
   newKey,
   orderBody,
-  setStock,
+  seedShopWithStock,
   shopHeaders,
+  startSimulatedCarrier,
+  waitForOrderStatus,
 } from '../helpers/fixtures.js';
 import {
   ADMIN_TOKEN,
   startTestServer,
   testDatabase,
-  waitFor,
   type TestDatabase,
   type TestServer,
 } from '../helpers/harness.js';
@@ -64,15 +62,12 @@ describe('service endpoints', () => {
   beforeAll(async () => {
     db = await testDatabase();
     server = await startTestServer(db.database);
-    carrier = await startCarrierSimulator({
+    carrier = await startSimulatedCarrier(server.app, {
       carrierId: 'svc-carrier',
       webhookSecret: SECRET,
       progress: false,
     });
-    shop = await createShop(server.app);
-    await createWarehouse(server.app, 'wh-svc');
-    await setStock(server.app, 'wh-svc', 'MASK-N95', 100);
-    await createCarrier(server.app, { id: 'svc-carrier', baseUrl: carrier.url, webhookSecret: SECRET });
+    shop = await seedShopWithStock(server.app, { warehouseId: 'wh-svc', stock: { 'MASK-N95': 100 } });
   });
 
   afterAll(async () => {
@@ -180,10 +175,7 @@ describe('service endpoints', () => {
       });
       expect(posted.status).toBe(202);
       const { id } = await posted.json();
-      await waitFor(async () => {
-        const order = await server.app.inject({ url: `/v1/orders/${id}`, headers: shopHeaders(shop.apiKey) });
-        return order.json().status === 'dispatched';
-      }, 'the order to be dispatched');
+      await waitForOrderStatus(server.app, shop.apiKey, id, 'dispatched');
 
       const response = await fetch(`${server.url}/metrics`);
       expect(response.status).toBe(200);
