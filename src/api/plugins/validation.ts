@@ -4,7 +4,7 @@ import type { FastifySchemaCompiler } from 'fastify';
 
 const addFormats = addFormatsImport as unknown as (ajv: Ajv) => Ajv;
 
-function makeAjv(options: Options): Ajv {
+export function makeAjv(options: Options): Ajv {
   const ajv = new Ajv({
     allErrors: true,
     strict: false,

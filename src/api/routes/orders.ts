@@ -1,5 +1,3 @@
-import { Ajv } from 'ajv';
-import addFormatsImport from 'ajv-formats';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Context } from '../../context.js';
 import { createOrder, type NewOrder } from '../../db/intake.js';
@@ -19,6 +17,7 @@ import { enqueueAfterCommit, enqueueNotifications } from '../../queues/enqueue.j
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { problem, validationErrors } from '../plugins/errors.js';
 import { shopOf } from '../plugins/auth.js';
+import { makeAjv } from '../plugins/validation.js';
 import {
   BatchBody,
   BatchOrder,
@@ -29,8 +28,6 @@ import {
   OrderBody,
 } from '../schemas.js';
 import { isUuid, iso } from '../format.js';
-
-const addFormats = addFormatsImport as unknown as (ajv: Ajv) => Ajv;
 
 export function orderLinks(ctx: Context, order: OrderRow) {
   return {
@@ -103,9 +100,8 @@ async function shopOrder(
 }
 
 export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
-  const batchAjv = new Ajv({ allErrors: true, strict: false, useDefaults: true, coerceTypes: false });
-  addFormats(batchAjv);
-  const validateBatchOrder = batchAjv.compile(BatchOrder);
+  // Each order of a batch is validated as the single POST's body is: strictly, no coercion.
+  const validateBatchOrder = makeAjv({ coerceTypes: false }).compile(BatchOrder);
 
   app.post<{ Body: OrderBody; Headers: { 'idempotency-key': string } }>(
     '/v1/orders',
