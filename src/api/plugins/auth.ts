@@ -3,7 +3,7 @@ import { eq } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Db } from '../../db/client.js';
 import { shops } from '../../db/schema.js';
-import { safeEqual } from '../../domain/signing.js';
+import { hmacHex, safeEqual } from '../../domain/signing.js';
 import { AppError } from '../../errors.js';
 
 export type ShopRow = typeof shops.$inferSelect;
@@ -55,18 +55,67 @@ export function shopOf(request: FastifyRequest): ShopRow {
 }
 
 export const ADMIN_COOKIE = 'surgeline_admin';
+/** How long a Bull Board session cookie is honoured after `?token=` set it. */
+export const ADMIN_SESSION_TTL_SECONDS = 12 * 3600;
+const ADMIN_SESSION_CONTEXT = 'surgeline-admin-session:';
+
+const unixNow = () => Math.floor(Date.now() / 1000);
+
+/**
+ * A Bull Board session: `<expiry unix s>.<hex HMAC-SHA256(adminToken, "surgeline-admin-session:<expiry>")>`.
+ * The cookie never holds the token itself, and changing ADMIN_TOKEN invalidates every session.
+ */
+export function signAdminSession(adminToken: string, nowSeconds = unixNow()): string {
+  const expiry = nowSeconds + ADMIN_SESSION_TTL_SECONDS;
+  return `${expiry}.${hmacHex(adminToken, ADMIN_SESSION_CONTEXT + expiry)}`;
+}
+
+/** Whether `value` is a session signed with this admin token and not yet expired (MAC compared in constant time). */
+export function verifyAdminSession(
+  adminToken: string,
+  value: string | undefined,
+  nowSeconds = unixNow(),
+): boolean {
+  const match = /^(\d{1,12})\.([0-9a-f]{64})$/.exec(value ?? '');
+  // Compute and compare even for a malformed value, so timing does not tell which part was wrong.
+  const expected = hmacHex(adminToken, ADMIN_SESSION_CONTEXT + (match?.[1] ?? ''));
+  const valid = safeEqual(match?.[2] ?? '', expected);
+  return match !== null && valid && Number(match[1]) > nowSeconds;
+}
+
+/** The Set-Cookie value carrying a fresh session; `secure` when the request came over HTTPS. */
+export function adminSessionCookie(
+  adminToken: string,
+  options: { secure: boolean; nowSeconds?: number },
+): string {
+  const value = signAdminSession(adminToken, options.nowSeconds);
+  return [
+    `${ADMIN_COOKIE}=${value}`,
+    'Path=/admin',
+    `Max-Age=${ADMIN_SESSION_TTL_SECONDS}`,
+    'HttpOnly',
+    'SameSite=Strict',
+    ...(options.secure ? ['Secure'] : []),
+  ].join('; ');
+}
 
 function cookie(request: FastifyRequest, name: string): string | undefined {
   for (const part of (request.headers.cookie ?? '').split(';')) {
     const [key, ...rest] = part.trim().split('=');
-    if (key === name) return decodeURIComponent(rest.join('='));
+    if (key !== name) continue;
+    try {
+      return decodeURIComponent(rest.join('='));
+    } catch {
+      return undefined; // malformed escapes: not a session of ours
+    }
   }
   return undefined;
 }
 
 /**
  * Operators: `Authorization: Bearer <ADMIN_TOKEN>`. With `allowCookie` (Bull Board, a browser)
- * also `?token=` once, which sets an HttpOnly cookie for the pages and assets that follow.
+ * also `?token=` once, which sets an HttpOnly cookie holding a signed session (not the token)
+ * for the pages and assets that follow.
  */
 export function adminAuthenticator(adminToken: string, options: { allowCookie?: boolean } = {}) {
   const expected = sha256(adminToken);
@@ -78,13 +127,11 @@ export function adminAuthenticator(adminToken: string, options: { allowCookie?: 
       const query = (request.query ?? {}) as Record<string, unknown>;
       const fromQuery = typeof query.token === 'string' ? query.token : undefined;
       if (matches(fromQuery)) {
-        reply.header(
-          'set-cookie',
-          `${ADMIN_COOKIE}=${encodeURIComponent(adminToken)}; Path=/admin; HttpOnly; SameSite=Strict`,
-        );
+        // request.protocol honours X-Forwarded-Proto only when Fastify's trustProxy is on.
+        reply.header('set-cookie', adminSessionCookie(adminToken, { secure: request.protocol === 'https' }));
         return;
       }
-      if (matches(cookie(request, ADMIN_COOKIE))) return;
+      if (verifyAdminSession(adminToken, cookie(request, ADMIN_COOKIE))) return;
     }
     throw unauthorized('Send the admin token as "Authorization: Bearer <ADMIN_TOKEN>".');
   };

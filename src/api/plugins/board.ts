@@ -9,7 +9,10 @@ import { sendProblem } from './errors.js';
 
 const BASE_PATH = '/admin/queues';
 
-/** Bull Board at /admin/queues, every queue, behind the admin token (bearer, or ?token= once). */
+/**
+ * Bull Board at /admin/queues, every queue, behind the admin token: bearer, or `?token=` once,
+ * which sets a signed 12 h session cookie (see adminAuthenticator) for the pages and API calls after.
+ */
 export async function registerBoard(app: FastifyInstance, queues: Queues, adminToken: string) {
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(BASE_PATH);
