@@ -17,13 +17,20 @@ export interface BookingRequest {
 }
 
 export type BookingOutcome =
+  /** 200/201 with a trackingNumber: the parcel is booked. */
   | { kind: 'booked'; httpStatus: number; trackingNumber: string; estimatedDeliveryAt: string | null }
-  /** 422: this carrier can't take the parcel; try the next one at once. */
+  /** 422 or another 4xx about the parcel: this carrier can't take it; try the next one at once. */
   | { kind: 'refused'; httpStatus: number; detail: string }
-  /** 429, 5xx, a refused connection: retry later. */
-  | { kind: 'transient'; httpStatus: number | null; detail: string; retryAfterMs?: number }
-  /** No answer in time: the booking may or may not exist. */
-  | { kind: 'timeout'; httpStatus: null; detail: string };
+  /** 429, 5xx, 3xx, a refused connection, or 401/403 (`carrierFault: 'auth'`, our credentials): retry later. */
+  | {
+      kind: 'transient';
+      httpStatus: number | null;
+      detail: string;
+      retryAfterMs?: number;
+      carrierFault?: 'auth';
+    }
+  /** Ambiguous, the booking may or may not exist: no answer in time, or an unreadable 2xx answer. */
+  | { kind: 'timeout'; httpStatus: number | null; detail: string };
 
 export type CancelOutcome = 'cancelled' | 'not_found' | 'failed';
 

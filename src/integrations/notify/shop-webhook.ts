@@ -1,4 +1,5 @@
 import { shopWebhookSignature } from '../../domain/signing.js';
+import { outboundCall } from '../http.js';
 
 export interface StatusChangedEvent {
   type: 'order.status_changed';
@@ -17,12 +18,15 @@ export async function postShopWebhook(
 ) {
   const body = JSON.stringify(event);
   const signature = shopWebhookSignature(body, secret, Math.floor(Date.now() / 1000));
-  const response = await fetch(url, {
+  const result = await outboundCall(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-surgeline-signature': signature },
     body,
-    signal: AbortSignal.timeout(timeoutMs),
+    timeoutMs,
   });
-  await response.arrayBuffer().catch(() => undefined);
-  if (!response.ok) throw new Error(`shop webhook answered HTTP ${response.status}`);
+  if (result.kind !== 'answer') throw new Error(`shop webhook failed: ${result.detail}`);
+  // A 3xx is not followed (the shop's URL is the one it registered) and counts as a failure.
+  if (result.status < 200 || result.status >= 300) {
+    throw new Error(`shop webhook answered HTTP ${result.status}`);
+  }
 }
