@@ -1,93 +1,326 @@
 import { randomUUID } from 'node:crypto';
-import { and, eq, inArray, lt } from 'drizzle-orm';
-import type { Job, Queue } from 'bullmq';
+import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
+import type { PgColumn } from 'drizzle-orm/pg-core';
+import type { Job, JobState, Queue } from 'bullmq';
 import type { Context } from '../context.js';
 import { notifications, orders } from '../db/schema.js';
 import type { Priority } from '../domain/priority.js';
-import { jobIds } from '../queues/index.js';
+import { TOPOLOGY } from '../queues/topology.js';
 
-const BATCH = 500;
+/** Rows read, and job ids checked in Redis, per page. */
+export const RECONCILE_PAGE_SIZE = 500;
+/** How long one pass may scan; a pass that runs out resumes from its cursor at the next. */
+export const RECONCILE_PASS_BUDGET_MS = 5_000;
+/** The lock outlives a pass that runs to its budget by this much (a slow last page). */
+const LOCK_MARGIN_MS = 10_000;
+/** A pass that stopped on its budget (backlog left) is followed by the next this soon. */
+const CONTINUE_AFTER_MS = 200;
+/** A cursor left by a pass that never came back (a crash) is forgotten after this long. */
+const CURSOR_TTL_S = 3600;
+
+/** A job in one of these states will run (or is running): the reconciler leaves it alone. */
+const ALIVE: ReadonlySet<JobState | 'unknown'> = new Set<JobState | 'unknown'>([
+  'active',
+  'waiting',
+  'delayed',
+  'prioritized',
+  'waiting-children',
+]);
+
+export interface ReconcileOptions {
+  pageSize?: number;
+  budgetMs?: number;
+  /** Stops the pass between pages (the process is shutting down). */
+  signal?: AbortSignal;
+}
+
+export interface ReconcilePass {
+  /** False when another process holds the lock: this one did nothing. */
+  ran: boolean;
+  /** Jobs added again, or failed jobs retried. */
+  requeued: number;
+  /** Rows looked at. */
+  scanned: number;
+  /** Both tables were scanned to their end; false when the budget ran out first (cursor kept). */
+  exhausted: boolean;
+}
+
+/** A position in the scan order, the timestamp as exact text (microseconds, which a JS Date drops). */
+interface Cursor {
+  at: string;
+  id: string;
+}
+
+function parseCursor(saved: string | null): Cursor | null {
+  try {
+    const cursor = saved ? (JSON.parse(saved) as Partial<Cursor>) : null;
+    return typeof cursor?.at === 'string' && typeof cursor.id === 'string'
+      ? { at: cursor.at, id: cursor.id }
+      : null;
+  } catch {
+    return null; // unreadable: start from the beginning
+  }
+}
+
+/** A timestamp as ISO text with microseconds, so the cursor and the re-read compare exactly. */
+const exactTime = (column: PgColumn) =>
+  sql<string>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+const after = (column: PgColumn, id: PgColumn, cursor: Cursor | null) =>
+  cursor ? sql`(${column}, ${id}) > (${cursor.at}::timestamptz, ${cursor.id}::uuid)` : undefined;
+
+/** What one page of a table scan found: a candidate whose job may need adding. */
+interface Candidate {
+  id: string;
+  queue: Queue;
+  jobId: string;
+  /** Whether the row still stands as it was scanned (re-read after the Redis check). */
+  key: string;
+  add: () => Promise<Job>;
+}
+
+interface Scan {
+  name: string;
+  /** Reads the next page after the cursor; returns its candidates and the last row's position. */
+  page(cursor: Cursor | null, before: Date, limit: number): Promise<{ rows: Candidate[]; last?: Cursor }>;
+  /** Of these ids, the keys (see Candidate.key) the rows have now. */
+  current(ids: string[]): Promise<Map<string, string>>;
+}
+
+function orderScan(ctx: Context): Scan {
+  const key = (row: { status: string; attempt: number; at: string }) =>
+    `${row.status}/${row.attempt}/${row.at}`;
+  return {
+    name: 'orders',
+    async page(cursor, before, limit) {
+      const rows = await ctx.db
+        .select({
+          id: orders.id,
+          status: orders.status,
+          attempt: orders.attempt,
+          priority: orders.priority,
+          at: exactTime(orders.updatedAt),
+        })
+        .from(orders)
+        .where(
+          and(
+            inArray(orders.status, ['received', 'allocated']),
+            lt(orders.updatedAt, before),
+            after(orders.updatedAt, orders.id, cursor),
+          ),
+        )
+        .orderBy(asc(orders.updatedAt), asc(orders.id))
+        .limit(limit);
+      const candidates = rows.map((order): Candidate => {
+        const priority = order.priority as Priority;
+        const common = { id: order.id, key: key(order) };
+        const stage = order.status === 'received' ? 'allocation' : 'dispatch';
+        const data = { orderId: order.id, attempt: order.attempt };
+        return {
+          ...common,
+          queue: ctx.queues.byName[stage],
+          jobId: TOPOLOGY[stage].jobId(data),
+          add: () => ctx.queues.add(stage, data, priority),
+        };
+      });
+      const last = rows.at(-1);
+      return { rows: candidates, last: last && { at: last.at, id: last.id } };
+    },
+    async current(ids) {
+      const rows = await ctx.db
+        .select({
+          id: orders.id,
+          status: orders.status,
+          attempt: orders.attempt,
+          at: exactTime(orders.updatedAt),
+        })
+        .from(orders)
+        .where(inArray(orders.id, ids));
+      return new Map(rows.map((row) => [row.id, key(row)]));
+    },
+  };
+}
+
+function notificationScan(ctx: Context): Scan {
+  return {
+    name: 'notifications',
+    async page(cursor, before, limit) {
+      const rows = await ctx.db
+        .select({ id: notifications.id, priority: orders.priority, at: exactTime(notifications.createdAt) })
+        .from(notifications)
+        .innerJoin(orders, eq(orders.id, notifications.orderId))
+        .where(
+          and(
+            eq(notifications.state, 'pending'),
+            lt(notifications.createdAt, before),
+            after(notifications.createdAt, notifications.id, cursor),
+          ),
+        )
+        .orderBy(asc(notifications.createdAt), asc(notifications.id))
+        .limit(limit);
+      const candidates = rows.map((row): Candidate => ({
+        id: row.id,
+        key: 'pending',
+        queue: ctx.queues.byName.notification,
+        jobId: TOPOLOGY.notification.jobId({ notificationId: row.id }),
+        add: () => ctx.queues.add('notification', { notificationId: row.id }, row.priority as Priority),
+      }));
+      const last = rows.at(-1);
+      return { rows: candidates, last: last && { at: last.at, id: last.id } };
+    },
+    async current(ids) {
+      const rows = await ctx.db
+        .select({ id: notifications.id, state: notifications.state })
+        .from(notifications)
+        .where(inArray(notifications.id, ids));
+      return new Map(rows.map((row) => [row.id, row.state]));
+    },
+  };
+}
+
+/**
+ * One page: the job states of every row at once (the commands go out together, not one round
+ * trip per row), then — for rows whose job is gone or finished — the rows again, so work that
+ * moved on meanwhile (its job completed and was trimmed after our read) is not run twice.
+ */
+async function reconcilePage(scan: Scan, rows: Candidate[]): Promise<number> {
+  const states = await Promise.all(rows.map((row) => row.queue.getJobState(row.jobId)));
+  const suspects = rows.map((row, i) => ({ row, state: states[i] })).filter(({ state }) => !ALIVE.has(state));
+  if (suspects.length === 0) return 0;
+  const now = await scan.current(suspects.map((s) => s.row.id));
+  const due = suspects.filter(({ row }) => now.get(row.id) === row.key);
+  const added = await Promise.all(due.map(({ row, state }) => restore(row, state)));
+  return added.filter(Boolean).length;
+}
+
+/**
+ * Gives the row its job back. A failed copy is retried with its attempts reset (it failed for
+ * good, yet the work is still due); a completed one whose work is still undone (it ran against
+ * an older state) is replaced; a missing one is added.
+ */
+async function restore(row: Candidate, state: JobState | 'unknown'): Promise<boolean> {
+  if (state === 'failed') {
+    const job = await row.queue.getJob(row.jobId);
+    if (job) {
+      try {
+        await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+        return true;
+      } catch {
+        // Trimmed or moved since we looked: fall through and make sure a copy exists.
+      }
+    }
+  }
+  if (state === 'failed' || state === 'completed') {
+    const now = await row.queue.getJobState(row.jobId);
+    if (ALIVE.has(now)) return false;
+    await row.queue.remove(row.jobId).catch(() => undefined);
+  }
+  await row.add();
+  return true;
+}
+
+const LOCK_RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then
+  if tonumber(ARGV[2]) > 0 then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+  return redis.call('del', KEYS[1])
+end
+return 0`;
 
 /**
  * The database is the source of truth: any order waiting for a stage, and any unsent
  * notification, whose job is missing from Redis (flushed, restarted, a crash between commit and
  * enqueue) gets its job again. Runs in every worker process; a Redis lock lets one at a time work.
+ *
+ * Each table is walked in (time, id) order with a keyset cursor kept in Redis, a page of each in
+ * turn, until both are exhausted or the pass's budget runs out; the next pass, in whichever
+ * process, resumes where this one stopped. So a lost row is reached however many live rows sort
+ * before it.
  */
-export async function reconcileOnce(ctx: Context): Promise<number> {
-  const lockKey = `${ctx.config.queuePrefix}:reconciler:lock`;
+export async function reconcileOnce(ctx: Context, options: ReconcileOptions = {}): Promise<ReconcilePass> {
+  const pageSize = options.pageSize ?? RECONCILE_PAGE_SIZE;
+  const budgetMs = options.budgetMs ?? RECONCILE_PASS_BUDGET_MS;
+  const base = `${ctx.config.queuePrefix}:reconciler`;
+  const lockKey = `${base}:lock`;
   const token = randomUUID();
+  const started = Date.now();
+  const interval = Math.max(ctx.config.reconcileIntervalMs, 1000);
   const locked = await ctx.redis.set(
     lockKey,
     token,
     'PX',
-    Math.max(ctx.config.reconcileIntervalMs, 1000),
+    Math.max(interval, budgetMs + LOCK_MARGIN_MS),
     'NX',
   );
-  if (locked !== 'OK') return 0;
+  if (locked !== 'OK') return { ran: false, requeued: 0, scanned: 0, exhausted: false };
 
-  const before = new Date(Date.now() - ctx.config.reconcileGraceMs);
+  const deadline = started + budgetMs;
+  const before = new Date(started - ctx.config.reconcileGraceMs);
+  const scans = await Promise.all(
+    [orderScan(ctx), notificationScan(ctx)].map(async (scan) => {
+      const cursorKey = `${base}:cursor:${scan.name}`;
+      return { scan, cursorKey, cursor: parseCursor(await ctx.redis.get(cursorKey)), done: false };
+    }),
+  );
   let requeued = 0;
-
-  const waiting = await ctx.db
-    .select({ id: orders.id, status: orders.status, attempt: orders.attempt, priority: orders.priority })
-    .from(orders)
-    .where(and(inArray(orders.status, ['received', 'allocated']), lt(orders.updatedAt, before)))
-    .limit(BATCH);
-  for (const order of waiting) {
-    const priority = order.priority as Priority;
-    const added =
-      order.status === 'received'
-        ? await ensureJob(ctx.queues.queues.allocation, jobIds.allocation(order.id, order.attempt), () =>
-            ctx.queues.allocate(order.id, order.attempt, priority),
-          )
-        : await ensureJob(ctx.queues.queues.dispatch, jobIds.dispatch(order.id, order.attempt), () =>
-            ctx.queues.dispatch(order.id, order.attempt, priority),
-          );
-    if (added) requeued++;
+  let scanned = 0;
+  try {
+    // A page of each table in turn, so a long backlog in one does not starve the other.
+    while (scans.some((s) => !s.done) && Date.now() < deadline && !options.signal?.aborted) {
+      for (const state of scans) {
+        if (state.done || Date.now() >= deadline || options.signal?.aborted) continue;
+        const { rows, last } = await state.scan.page(state.cursor, before, pageSize);
+        scanned += rows.length;
+        requeued += await reconcilePage(state.scan, rows);
+        if (rows.length < pageSize || !last) {
+          state.done = true;
+          state.cursor = null;
+          await ctx.redis.del(state.cursorKey);
+        } else {
+          state.cursor = last;
+          await ctx.redis.set(state.cursorKey, JSON.stringify(last), 'EX', CURSOR_TTL_S);
+        }
+      }
+    }
+  } finally {
+    const exhausted = scans.every((s) => s.done);
+    // Done: keep the lock until a full interval from the start (one pass per interval across
+    // processes). Backlog left: free it so the next pass, in any process, follows right away.
+    const keepMs = exhausted ? started + interval - Date.now() : 0;
+    await ctx.redis.eval(LOCK_RELEASE, 1, lockKey, token, String(Math.max(keepMs, 0))).catch(() => undefined);
   }
 
-  const unsent = await ctx.db
-    .select({ id: notifications.id, priority: orders.priority })
-    .from(notifications)
-    .innerJoin(orders, eq(orders.id, notifications.orderId))
-    .where(and(eq(notifications.state, 'pending'), lt(notifications.createdAt, before)))
-    .limit(BATCH);
-  for (const row of unsent) {
-    const added = await ensureJob(ctx.queues.queues.notification, jobIds.notification(row.id), () =>
-      ctx.queues.notify(row.id, row.priority as Priority),
-    );
-    if (added) requeued++;
-  }
-
-  if (requeued > 0) ctx.log.warn({ requeued }, 'reconciler re-enqueued work missing from Redis');
-  return requeued;
+  const exhausted = scans.every((s) => s.done);
+  if (requeued > 0) ctx.log.warn({ requeued, scanned }, 'reconciler re-enqueued work missing from Redis');
+  return { ran: true, requeued, scanned, exhausted };
 }
 
 /**
- * Adds the job when Redis has no live copy of it. A failed copy is retried; a completed one
- * whose work is still undone (it ran against an older state) is replaced.
+ * Runs a pass every RECONCILE_INTERVAL_MS; while a backlog is left (a pass ran out of budget),
+ * the next follows shortly. stop() ends the pass in flight after its current page.
  */
-async function ensureJob(queue: Queue, jobId: string, add: () => Promise<Job>): Promise<boolean> {
-  const job = await queue.getJob(jobId);
-  if (job) {
-    const state = await job.getState();
-    if (state === 'failed') {
-      await job.retry('failed');
-      return true;
-    }
-    if (state !== 'completed' && state !== 'unknown') return false;
-    await job.remove().catch(() => undefined);
-  }
-  await add();
-  return true;
-}
-
 export function startReconciler(ctx: Context): { stop(): void } {
-  const timer = setInterval(() => {
-    reconcileOnce(ctx).catch((error) =>
-      ctx.log.warn({ err: error }, 'reconciler pass failed; will try again'),
-    );
-  }, ctx.config.reconcileIntervalMs);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = (delayMs: number) => {
+    if (controller.signal.aborted) return;
+    timer = setTimeout(run, delayMs);
+    timer.unref();
+  };
+  const run = () => {
+    reconcileOnce(ctx, { signal: controller.signal })
+      .then(
+        (pass) => (pass.ran && !pass.exhausted ? CONTINUE_AFTER_MS : ctx.config.reconcileIntervalMs),
+        (error) => {
+          ctx.log.warn({ err: error }, 'reconciler pass failed; will try again');
+          return ctx.config.reconcileIntervalMs;
+        },
+      )
+      .then(schedule);
+  };
+  schedule(ctx.config.reconcileIntervalMs);
+  return {
+    stop: () => {
+      controller.abort();
+      clearTimeout(timer);
+    },
+  };
 }

@@ -2,7 +2,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
-import type { Queues } from '../../queues/index.js';
+import type { Queues } from '../../queues/producer.js';
 import { AppError } from '../../errors.js';
 import { adminAuthenticator } from './auth.js';
 import { sendProblem } from './errors.js';
@@ -17,7 +17,7 @@ export async function registerBoard(app: FastifyInstance, queues: Queues, adminT
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(BASE_PATH);
   createBullBoard({
-    queues: Object.values(queues.queues).map((queue) => new BullMQAdapter(queue)),
+    queues: Object.values(queues.byName).map((queue) => new BullMQAdapter(queue)),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'Surgeline' } },
   });
