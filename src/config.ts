@@ -1,8 +1,5 @@
 import { randomBytes } from 'node:crypto';
-
-/** Every queue a worker process can serve (WORKER_QUEUES picks a subset). */
-export const QUEUE_NAMES = ['allocation', 'dispatch', 'notification'] as const;
-export type QueueName = (typeof QUEUE_NAMES)[number];
+import { QUEUE_NAMES, type QueueName } from './queues/topology.js';
 
 export interface Config {
   port: number;
@@ -20,7 +17,10 @@ export interface Config {
   shutdownTimeoutMs: number;
   publicUrl: string;
   carrierTimeoutMs: number;
+  /** Booking calls to one carrier for one parcel before it fails over (contract: at most 5). */
   dispatchAttempts: number;
+  /** How long past its expected event time a parcel counts as overdue. */
+  overdueGraceHours: number;
   notificationAttempts: number;
   reconcileIntervalMs: number;
   reconcileGraceMs: number;
@@ -102,7 +102,8 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
     publicUrl: url(env, 'PUBLIC_URL', `http://localhost:${port}`, ['http:', 'https:']),
     carrierTimeoutMs: int(env, 'CARRIER_TIMEOUT_MS', 10_000, 10, 120_000),
-    dispatchAttempts: int(env, 'DISPATCH_ATTEMPTS', 5, 1, 50),
+    dispatchAttempts: int(env, 'DISPATCH_ATTEMPTS', 5, 1, 5),
+    overdueGraceHours: int(env, 'OVERDUE_GRACE_HOURS', 12, 0, 24 * 30),
     notificationAttempts: int(env, 'NOTIFICATION_ATTEMPTS', 160, 1, 10_000),
     reconcileIntervalMs: int(env, 'RECONCILE_INTERVAL_MS', 15_000, 100, 3_600_000),
     reconcileGraceMs: int(env, 'RECONCILE_GRACE_MS', 10_000, 0, 3_600_000),

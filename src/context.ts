@@ -4,7 +4,7 @@ import type { Database, Db } from './db/client.js';
 import type { CarrierAdapter } from './integrations/carriers/types.js';
 import type { NotificationProvider } from './integrations/notify/types.js';
 import type { Logger } from './logger.js';
-import type { Queues } from './queues/index.js';
+import type { Queues } from './queues/producer.js';
 
 /** What every stage and route needs, built once per process (see app.ts). */
 export interface Context {
@@ -16,4 +16,6 @@ export interface Context {
   queues: Queues;
   carriers: CarrierAdapter;
   notifier: NotificationProvider;
+  /** Counts committed status changes (surgeline_orders_total); set once metrics exist. */
+  statusChanges?: { inc(labels: { status: string }): void };
 }

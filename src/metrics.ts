@@ -1,13 +1,12 @@
-import { count } from 'drizzle-orm';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Context } from './context.js';
-import { orders } from './db/schema.js';
-import { QUEUE_NAMES } from './queues/index.js';
+import { countOverdue } from './db/shipments.js';
+import { QUEUE_NAMES } from './queues/topology.js';
 
 const JOB_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed'] as const;
 
 /** One registry per process; gauges are read when Prometheus scrapes, counters as things happen. */
-export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log'>) {
+export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'config'>) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'surgeline_process_' });
 
@@ -42,7 +41,7 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log'>) {
       if (ctx.queues.connection.status !== 'ready') return;
       for (const name of QUEUE_NAMES) {
         try {
-          const counts = await ctx.queues.queues[name].getJobCounts(...JOB_STATES);
+          const counts = await ctx.queues.byName[name].getJobCounts(...JOB_STATES);
           for (const state of JOB_STATES) this.set({ queue: name, state }, counts[state] ?? 0);
         } catch {
           // Redis is away: the gauge is left empty rather than failing the scrape.
@@ -50,25 +49,28 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log'>) {
       }
     },
   });
-  new Gauge({
+  // A counter of status changes, not a GROUP BY over every order at each scrape: each process
+  // counts the moves it committed; `sum by (status)` across replicas gives the engine's.
+  const ordersTotal = new Counter({
     name: 'surgeline_orders_total',
-    help: 'Orders in the database by current status',
+    help: 'Orders that entered each status (counted by the process that committed the change)',
     labelNames: ['status'],
     registers: [registry],
+  });
+  new Gauge({
+    name: 'surgeline_shipments_overdue',
+    help: 'Parcels not yet delivered whose expected carrier event is past due (plus OVERDUE_GRACE_HOURS)',
+    registers: [registry],
     async collect() {
-      this.reset();
       try {
-        const rows = await ctx.db
-          .select({ status: orders.status, n: count() })
-          .from(orders)
-          .groupBy(orders.status);
-        for (const row of rows) this.set({ status: row.status }, Number(row.n));
+        this.set(await countOverdue(ctx.db, ctx.config.overdueGraceHours, new Date()));
       } catch (error) {
-        ctx.log.warn({ err: error }, 'orders gauge: database unavailable');
+        this.reset();
+        ctx.log.warn({ err: error }, 'overdue gauge: database unavailable');
       }
     },
   });
-  return { registry, httpRequests, httpDuration, jobDuration };
+  return { registry, httpRequests, httpDuration, jobDuration, ordersTotal };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

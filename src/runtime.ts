@@ -9,7 +9,7 @@ import type { CarrierAdapter } from './integrations/carriers/types.js';
 import type { NotificationProvider } from './integrations/notify/types.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { Queues, redisConnection } from './queues/index.js';
+import { Queues, redisConnection } from './queues/producer.js';
 import { startWorkers, type WorkerPool } from './workers/runner.js';
 
 export type Role = 'all' | 'api' | 'worker';
@@ -36,7 +36,7 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
     db: database.db,
     redis,
     queues,
-    carriers: overrides.carriers ?? httpCarrier(config.carrierTimeoutMs),
+    carriers: overrides.carriers ?? httpCarrier(config.carrierTimeoutMs, log),
     notifier: overrides.notifier ?? recordingProvider(log),
   };
 }
@@ -87,6 +87,7 @@ export async function startProcess(
   }
   const ctx = createContext(config, overrides);
   const metrics = createMetrics(ctx);
+  ctx.statusChanges = metrics.ordersTotal;
   const app = await buildApp({ ctx, metrics, surface: role === 'worker' ? 'service' : 'full' });
   let stopped = false;
   let workers: WorkerPool | undefined;

@@ -181,3 +181,11 @@ export type CarrierPatch = Static<typeof CarrierPatch>;
 export const CarrierIdParams = Type.Object({ carrierId: Type.String({ maxLength: 200 }) }, closed);
 export const TokenParams = Type.Object({ token: Type.String({ maxLength: 200 }) }, closed);
 export const PaginationQuery = Type.Object(Pagination, closed);
+
+export const ShipmentsQuery = Type.Object(
+  {
+    overdue: StringEnum(['true'] as const, { description: 'only overdue parcels are listed' }),
+    ...Pagination,
+  },
+  closed,
+);

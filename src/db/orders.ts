@@ -1,134 +1,154 @@
-import { and, asc, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, lt, or } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { queueNotifications } from './notifications.js';
-import { allocations, inventory, orderEvents, orderItems, orders, shipments } from './schema.js';
-import type { OrderStatus, TimelineStatus } from '../domain/status.js';
+import { writeOutbox } from './outbox.js';
+import { feedback, orderEvents, orderItems, orders, shops } from './schema.js';
+import { markCancelPending, parcelsOf } from './shipments.js';
+import { settleReservations, reservationsOf } from './stock.js';
+import { toldStatus } from '../domain/notify.js';
+import {
+  canTransition,
+  EFFECTS,
+  ForbiddenTransition,
+  REPEATABLE,
+  type OrderStatus,
+  type TimelineStatus,
+} from '../domain/status.js';
 
 export type OrderRow = typeof orders.$inferSelect;
+export type OrderItemRow = typeof orderItems.$inferSelect;
+export type OrderEventRow = typeof orderEvents.$inferSelect;
+/** An order with what telling its shop needs, read in one query. */
+export type LoadedOrder = OrderRow & { webhookUrl: string | null };
 
-export interface Transition {
-  orderId: string;
-  attempt: number;
-  from: readonly OrderStatus[];
+/** What the outbox needs from the process: the base of tracking links. */
+export interface OutboxEnv {
+  publicUrl: string;
+}
+
+export interface Move {
   to: OrderStatus;
   at?: Date;
   detail?: string | null;
-  /** Extra columns changed with the status (failureReason, deliveredAt, promisedBy…). */
+  /** Columns changed with the status (failureReason, deliveredAt, promisedBy…). */
   set?: Partial<Pick<OrderRow, 'failureReason' | 'deliveredAt' | 'promisedBy'>>;
 }
 
-export interface TransitionResult {
-  order: OrderRow;
+export interface Moved {
+  order: LoadedOrder;
+  /** Outbox rows to enqueue after commit. */
   notificationIds: string[];
+  /** Parcels now `cancel_pending`: their cancellation jobs are enqueued after commit. */
+  cancellations: string[];
 }
 
 /**
- * Moves an order with a guarded update (`… AND status IN (from)`) and writes its event and its
- * outbox rows in the caller's transaction. Returns null when the order was not in a `from`
- * status: the stage already ran, or another one won; the caller then changes nothing.
+ * The one way an order's status changes. Refuses a move the machine forbids; moves with a
+ * guarded update (`… AND status = <the status the caller read>`), so of two runs only one
+ * moves; writes the event and the outbox rows; applies the move's effects (domain/status.ts
+ * EFFECTS). All in the caller's transaction. Null when the order was no longer where the caller
+ * read it: the stage already ran, or another one won.
  */
-export async function transition(tx: Db, t: Transition): Promise<TransitionResult | null> {
-  const at = t.at ?? new Date();
-  const [order] = await tx
+export async function transition(tx: Db, order: LoadedOrder, move: Move, env: OutboxEnv): Promise<Moved | null> {
+  if (!canTransition(order.status, move.to)) throw new ForbiddenTransition(order.status, move.to);
+  const at = move.at ?? new Date();
+  const [row] = await tx
     .update(orders)
-    .set({ status: t.to, updatedAt: new Date(), ...t.set })
-    .where(and(eq(orders.id, t.orderId), eq(orders.attempt, t.attempt), inArray(orders.status, [...t.from])))
+    .set({ status: move.to, updatedAt: new Date(), ...move.set })
+    .where(and(eq(orders.id, order.id), eq(orders.attempt, order.attempt), eq(orders.status, order.status)))
     .returning();
-  if (!order) return null;
-  const notificationIds = await recordEvent(tx, order, t.to, at, t.detail ?? null);
-  return { order, notificationIds };
+  if (!row) return null;
+  const moved: LoadedOrder = { ...row, webhookUrl: order.webhookUrl };
+  const effects = EFFECTS[move.to] ?? {};
+  if (effects.releaseStock) await settleReservations(tx, moved, 'released');
+  if (effects.consumeStock) await settleReservations(tx, moved, 'consumed');
+  const cancellations = effects.cancelBookings ? await markCancelPending(tx, moved) : [];
+  const notificationIds = (await recordEvent(tx, moved, move.to, at, move.detail ?? null, env)) ?? [];
+  return { order: moved, notificationIds, cancellations };
 }
 
 /**
- * Appends one timeline event (a status change or a carrier's out_for_delivery / failed_attempt)
- * and its notifications. A repeat of the same event writes nothing.
+ * Appends one timeline event and its outbox rows. A status change happens once per attempt; a
+ * repeatable event (out_for_delivery, failed_attempt) is new unless an earlier one of the same
+ * parcel had the same `at`. Null for a repeat: nothing was written.
  */
 export async function recordEvent(
   tx: Db,
-  order: OrderRow,
+  order: LoadedOrder,
   status: TimelineStatus,
   at: Date,
   detail: string | null,
-): Promise<string[]> {
+  env: OutboxEnv,
+): Promise<string[] | null> {
+  let seq = 1;
+  if (REPEATABLE.has(status)) {
+    const earlier = await tx
+      .select({ seq: orderEvents.seq, at: orderEvents.at, detail: orderEvents.detail })
+      .from(orderEvents)
+      .where(
+        and(eq(orderEvents.orderId, order.id), eq(orderEvents.attempt, order.attempt), eq(orderEvents.status, status)),
+      );
+    if (earlier.some((e) => e.at.getTime() === at.getTime() && e.detail === detail)) return null;
+    seq = earlier.reduce((max, e) => Math.max(max, e.seq), 0) + 1;
+  }
   const inserted = await tx
     .insert(orderEvents)
-    .values({ orderId: order.id, attempt: order.attempt, status, at, detail })
+    .values({ orderId: order.id, attempt: order.attempt, status, seq, at, detail })
     .onConflictDoNothing()
     .returning({ id: orderEvents.id });
-  if (inserted.length === 0) return [];
-  return queueNotifications(tx, order, status, at);
+  if (inserted.length === 0) return null;
+  return writeOutbox(tx, order, toldStatus(status, seq), at, env);
 }
 
-/**
- * Settles every reservation the order still holds: `released` gives the stock back (the
- * compensation of allocation, on failure or cancel); `consumed` takes it off the shelf once its
- * parcel is booked.
- */
-async function settleReservations(tx: Db, orderId: string, attempt: number, to: 'released' | 'consumed') {
-  const held = await tx
-    .update(allocations)
-    .set({ state: to })
-    .where(
-      and(
-        eq(allocations.orderId, orderId),
-        eq(allocations.attempt, attempt),
-        eq(allocations.state, 'reserved'),
-      ),
-    )
-    .returning();
-  for (const a of held) {
-    const onHand = to === 'consumed' ? sql`${inventory.onHand} - ${a.quantity}` : inventory.onHand;
-    await tx
-      .update(inventory)
-      .set({ onHand, reserved: sql`${inventory.reserved} - ${a.quantity}`, updatedAt: new Date() })
-      .where(and(eq(inventory.warehouseId, a.warehouseId), eq(inventory.sku, a.sku)));
-  }
+const loadedColumns = { order: orders, webhookUrl: shops.webhookUrl };
+
+function loaded(row: { order: OrderRow; webhookUrl: string | null }): LoadedOrder {
+  return { ...row.order, webhookUrl: row.webhookUrl };
 }
 
-export const releaseReservations = (tx: Db, orderId: string, attempt: number) =>
-  settleReservations(tx, orderId, attempt, 'released');
-
-export const consumeReservations = (tx: Db, orderId: string, attempt: number) =>
-  settleReservations(tx, orderId, attempt, 'consumed');
-
-/** The parcels of the order's current attempt, optionally only those in the given statuses. */
-export async function orderParcels(db: Db, order: Pick<OrderRow, 'id' | 'attempt'>, statuses?: string[]) {
-  return db
-    .select()
-    .from(shipments)
-    .where(
-      and(
-        eq(shipments.orderId, order.id),
-        eq(shipments.attempt, order.attempt),
-        statuses ? inArray(shipments.status, statuses) : undefined,
-      ),
-    )
-    .orderBy(asc(shipments.createdAt), asc(shipments.id));
-}
-
-export async function findOrder(db: Db, id: string): Promise<OrderRow | undefined> {
-  const [order] = await db.select().from(orders).where(eq(orders.id, id));
-  return order;
-}
-
-export async function findShopOrder(db: Db, shopId: string, id: string): Promise<OrderRow | undefined> {
-  const [order] = await db
-    .select()
+export async function findOrder(db: Db, id: string): Promise<LoadedOrder | undefined> {
+  const [row] = await db
+    .select(loadedColumns)
     .from(orders)
+    .innerJoin(shops, eq(shops.id, orders.shopId))
+    .where(eq(orders.id, id));
+  return row && loaded(row);
+}
+
+/** The order row locked until the transaction ends: two carrier events of one order apply in turn. */
+export async function lockOrder(tx: Db, id: string): Promise<LoadedOrder | undefined> {
+  const [row] = await tx
+    .select(loadedColumns)
+    .from(orders)
+    .innerJoin(shops, eq(shops.id, orders.shopId))
+    .where(eq(orders.id, id))
+    .for('update', { of: orders });
+  return row && loaded(row);
+}
+
+export async function findShopOrder(db: Db, shopId: string, id: string): Promise<LoadedOrder | undefined> {
+  const [row] = await db
+    .select(loadedColumns)
+    .from(orders)
+    .innerJoin(shops, eq(shops.id, orders.shopId))
     .where(and(eq(orders.id, id), eq(orders.shopId, shopId)));
+  return row && loaded(row);
+}
+
+export async function findByTrackingToken(db: Db, token: string): Promise<OrderRow | undefined> {
+  const [order] = await db.select().from(orders).where(eq(orders.trackingToken, token));
   return order;
+}
+
+export async function orderItemsOf(db: Db, orderId: string): Promise<OrderItemRow[]> {
+  return db.select().from(orderItems).where(eq(orderItems.orderId, orderId)).orderBy(asc(orderItems.line));
 }
 
 /** Everything GET /v1/orders/{id} and the tracking page show. */
 export async function orderDetails(db: Db, order: OrderRow) {
   const [items, allocated, parcels, events] = await Promise.all([
-    db.select().from(orderItems).where(eq(orderItems.orderId, order.id)).orderBy(asc(orderItems.line)),
-    db
-      .select()
-      .from(allocations)
-      .where(and(eq(allocations.orderId, order.id), eq(allocations.attempt, order.attempt)))
-      .orderBy(asc(allocations.id)),
-    orderParcels(db, order),
+    orderItemsOf(db, order.id),
+    reservationsOf(db, order),
+    parcelsOf(db, order),
     db
       .select()
       .from(orderEvents)
@@ -143,19 +163,17 @@ export interface ListCursor {
   id: string;
 }
 
-/** A shop's orders, newest first, keyset-paginated by (createdAt, id). */
+/** A shop's orders, newest first, keyset-paginated by (createdAt, id); one row more than asked. */
 export async function listShopOrders(
   db: Db,
   shopId: string,
-  opts: { status?: string; limit: number; cursor?: ListCursor },
+  opts: { status?: OrderStatus; limit: number; cursor?: ListCursor },
 ): Promise<OrderRow[]> {
   const conditions = [eq(orders.shopId, shopId)];
   if (opts.status) conditions.push(eq(orders.status, opts.status));
   if (opts.cursor) {
     const { createdAt, id } = opts.cursor;
-    conditions.push(
-      or(lt(orders.createdAt, createdAt), and(eq(orders.createdAt, createdAt), lt(orders.id, id)))!,
-    );
+    conditions.push(or(lt(orders.createdAt, createdAt), and(eq(orders.createdAt, createdAt), lt(orders.id, id)))!);
   }
   return db
     .select()
@@ -163,4 +181,19 @@ export async function listShopOrders(
     .where(and(...conditions))
     .orderBy(desc(orders.createdAt), desc(orders.id))
     .limit(opts.limit + 1);
+}
+
+export type FeedbackRow = typeof feedback.$inferSelect;
+
+/** The order's one feedback; null when it already has one. */
+export async function addFeedback(
+  db: Db,
+  row: { orderId: string; score: number; comment: string | null },
+): Promise<FeedbackRow | null> {
+  const [created] = await db
+    .insert(feedback)
+    .values({ ...row, createdAt: new Date() })
+    .onConflictDoNothing()
+    .returning();
+  return created ?? null;
 }

@@ -13,6 +13,10 @@ import {
   unique,
   uuid,
 } from 'drizzle-orm/pg-core';
+import type { OrderStatus, TimelineStatus, FailureReason } from '../domain/status.js';
+import type { Priority } from '../domain/priority.js';
+import type { AllocationState, AttemptOutcome, ParcelStatus } from '../domain/parcels.js';
+import type { Channel, NotificationState, OutboxMessage } from '../domain/notify.js';
 
 const time = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 const createdAt = () => time('created_at').notNull().defaultNow();
@@ -97,8 +101,8 @@ export const orders = pgTable(
     /** sha256 of the canonical request body: same key + other body is a conflict. */
     requestHash: text('request_hash').notNull(),
     externalId: text('external_id').notNull(),
-    status: text('status').notNull(),
-    priority: text('priority').notNull(),
+    status: text('status').$type<OrderStatus>().notNull(),
+    priority: text('priority').$type<Priority>().notNull(),
     /** 1 at intake; an operator's retry of a failed order starts attempt 2, 3, … */
     attempt: integer('attempt').notNull().default(1),
     customer: jsonb('customer').$type<Customer>().notNull(),
@@ -111,7 +115,7 @@ export const orders = pgTable(
     promisedBy: time('promised_by').notNull(),
     initialPromisedBy: time('initial_promised_by').notNull(),
     deliveredAt: time('delivered_at'),
-    failureReason: text('failure_reason'),
+    failureReason: text('failure_reason').$type<FailureReason>(),
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
   },
@@ -148,7 +152,7 @@ export const allocations = pgTable(
     warehouseId: text('warehouse_id').notNull(),
     sku: text('sku').notNull(),
     quantity: integer('quantity').notNull(),
-    state: text('state').notNull().default('reserved'),
+    state: text('state').$type<AllocationState>().notNull().default('reserved'),
   },
   (t) => [index('allocations_order_idx').on(t.orderId)],
 );
@@ -165,9 +169,12 @@ export const shipments = pgTable(
     warehouseId: text('warehouse_id').notNull(),
     carrierId: text('carrier_id'),
     trackingNumber: text('tracking_number'),
-    status: text('status').notNull().default('pending'),
+    status: text('status').$type<ParcelStatus>().notNull().default('pending'),
     estimatedDeliveryAt: time('estimated_delivery_at'),
     bookedAt: time('booked_at'),
+    /** When a carrier event is due at the latest (ETA, or booking + transit); overdue after a grace. */
+    expectedBy: time('expected_by'),
+    lastEventAt: time('last_event_at'),
     deliveredAt: time('delivered_at'),
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
@@ -175,6 +182,8 @@ export const shipments = pgTable(
   (t) => [
     index('shipments_order_idx').on(t.orderId),
     unique('shipments_carrier_tracking').on(t.carrierId, t.trackingNumber),
+    index('shipments_status_expected_idx').on(t.status, t.expectedBy),
+    index('shipments_booked_idx').on(t.bookedAt, t.id),
   ],
 );
 
@@ -187,13 +196,15 @@ export const orderEvents = pgTable(
       .notNull()
       .references(() => orders.id),
     attempt: integer('attempt').notNull(),
-    status: text('status').notNull(),
+    status: text('status').$type<TimelineStatus>().notNull(),
+    /** 1 for a status change; the n-th out_for_delivery / failed_attempt of an attempt has n. */
+    seq: integer('seq').notNull().default(1),
     at: time('at').notNull(),
     detail: text('detail'),
     recordedAt: time('recorded_at').notNull().defaultNow(),
   },
   // A stage that runs twice cannot write its event twice.
-  (t) => [unique('order_events_once').on(t.orderId, t.attempt, t.status)],
+  (t) => [unique('order_events_once').on(t.orderId, t.attempt, t.status, t.seq)],
 );
 
 /** Outbox of messages to send: written in the transaction that changes the status. */
@@ -205,13 +216,17 @@ export const notifications = pgTable(
       .notNull()
       .references(() => orders.id),
     attempt: integer('attempt').notNull(),
+    /** The timeline status told, `{status}#{n}` for the n-th repeat of a timeline event (n ≥ 2). */
     status: text('status').notNull(),
-    channel: text('channel').notNull(),
-    state: text('state').notNull().default('pending'),
+    channel: text('channel').$type<Channel>().notNull(),
+    state: text('state').$type<NotificationState>().notNull().default('pending'),
     tries: integer('tries').notNull().default(0),
     lastError: text('last_error'),
-    body: jsonb('body').$type<Record<string, unknown>>(),
+    /** The whole message, rendered when the status changed: sending reads nothing else. */
+    body: jsonb('body').$type<OutboxMessage>().notNull(),
     at: time('at').notNull(),
+    /** A sender's claim: no other run sends the row until this passes. */
+    leaseUntil: time('lease_until'),
     sentAt: time('sent_at'),
     createdAt: createdAt(),
   },
@@ -229,10 +244,14 @@ export const carrierAttempts = pgTable(
     orderId: uuid('order_id').notNull(),
     shipmentId: uuid('shipment_id').notNull(),
     carrierId: text('carrier_id').notNull(),
+    /** When the call started: the attempt row is the booking intent, written before the call. */
     at: time('at').notNull().defaultNow(),
-    outcome: text('outcome').notNull(),
+    /** `pending` while the call is in flight (or its worker died): a possible booking. */
+    outcome: text('outcome').$type<AttemptOutcome>().notNull(),
     httpStatus: integer('http_status'),
     detail: text('detail'),
+    /** Set once the carrier confirmed (2xx or 404) that a possible booking is gone. */
+    cancelledAt: time('cancelled_at'),
   },
   (t) => [
     index('carrier_attempts_carrier_idx').on(t.carrierId, t.id),

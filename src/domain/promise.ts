@@ -1,5 +1,4 @@
-import type { CarrierChoice } from './carriers.js';
-import { eligibleCarriers } from './carriers.js';
+import { eligibleCarriers, type CarrierCandidate } from './carrier-choice.js';
 
 const HOUR = 3_600_000;
 
@@ -7,7 +6,7 @@ const HOUR = 3_600_000;
  * Transit time to promise for a region: the first carrier that would be tried, or the
  * default when it does not say (or when no carrier serves the region yet).
  */
-export function transitHoursFor(carriers: CarrierChoice[], region: string, defaultHours: number): number {
+export function transitHoursFor(carriers: CarrierCandidate[], region: string, defaultHours: number): number {
   const first = eligibleCarriers(carriers, region)[0];
   return first?.transitHours ?? defaultHours;
 }

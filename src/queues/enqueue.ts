@@ -2,27 +2,31 @@ import type { Context } from '../context.js';
 import type { Priority } from '../domain/priority.js';
 
 /** How long a request waits for Redis to take a job before leaving it to the reconciler. */
-const ENQUEUE_TIMEOUT_MS = 2000;
+export const ENQUEUE_TIMEOUT_MS = 2000;
 
 /**
  * Enqueues after a commit. A failure here is logged, not raised: the database already holds
  * the work, and the reconciler enqueues it again once Redis answers. Bounded in time, so a
- * request never hangs on a Redis that is away.
+ * request never hangs on a Redis that is away; `deadline` (epoch ms) bounds a whole request
+ * that enqueues many times (a batch): past it, the rest is left to the reconciler at once.
  */
 export async function enqueueAfterCommit(
   ctx: Context,
   what: string,
   add: () => Promise<unknown>,
+  deadline = Date.now() + ENQUEUE_TIMEOUT_MS,
 ): Promise<void> {
+  const budget = Math.min(ENQUEUE_TIMEOUT_MS, deadline - Date.now());
+  if (budget <= 0) {
+    ctx.log.debug({ what }, 'enqueue deadline passed; the reconciler will pick it up');
+    return;
+  }
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
       add(),
       new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`Redis did not answer within ${ENQUEUE_TIMEOUT_MS} ms`)),
-          ENQUEUE_TIMEOUT_MS,
-        );
+        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${budget} ms`)), budget);
       }),
     ]);
   } catch (error) {
@@ -32,8 +36,19 @@ export async function enqueueAfterCommit(
   }
 }
 
-export async function enqueueNotifications(ctx: Context, ids: string[], priority: Priority): Promise<void> {
-  await Promise.all(
-    ids.map((id) => enqueueAfterCommit(ctx, `notification ${id}`, () => ctx.queues.notify(id, priority))),
+/** The outbox rows of one commit, in one round trip. */
+export async function enqueueNotifications(
+  ctx: Context,
+  ids: string[],
+  priority: Priority,
+  deadline?: number,
+): Promise<void> {
+  if (ids.length === 0) return;
+  const jobs = ids.map((notificationId) => ({ data: { notificationId }, priority }));
+  await enqueueAfterCommit(
+    ctx,
+    `${ids.length} notification(s)`,
+    () => ctx.queues.addBulk('notification', jobs),
+    deadline,
   );
 }

@@ -1,11 +1,12 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Context } from '../context.js';
 import type { Metrics } from '../metrics.js';
-import type { QueueName } from '../queues/index.js';
-import { allocateOrder } from './allocation.js';
+import type { QueueName } from '../queues/topology.js';
+import { allocate } from '../steps/allocate.js';
+import { cancelBooking } from '../steps/cancel-booking.js';
+import { dispatch } from '../steps/dispatch.js';
+import { sendNotification } from '../steps/notify.js';
 import { cappedBackoff } from './backoff.js';
-import { dispatchOrder } from './dispatch.js';
-import { sendNotification } from './notification.js';
 import { startReconciler } from './reconciler.js';
 
 /** True when this run is the job's last chance: the stage then ends the work instead of throwing. */
@@ -13,9 +14,24 @@ function isFinalAttempt(job: Job): boolean {
   return job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
 }
 
-const PROCESSORS: Record<QueueName, (ctx: Context, job: Job) => Promise<string>> = {
-  allocation: (ctx, job) => allocateOrder(ctx, job.data),
-  dispatch: (ctx, job) => dispatchOrder(ctx, job.data, isFinalAttempt(job)),
+/** A cancellation the carrier has not confirmed yet: retried with capped backoff. */
+class NotYetConfirmed extends Error {}
+
+/** Each queue's job → its step. A step answers what happened; waiting and retrying are decided here. */
+const PROCESSORS: Record<QueueName, (ctx: Context, job: Job, token?: string) => Promise<string>> = {
+  allocation: (ctx, job) => allocate(ctx, job.data),
+  dispatch: async (ctx, job, token) => {
+    const result = await dispatch(ctx, job.data);
+    if (result.kind !== 'wait') return result.kind;
+    // The carrier's backoff or Retry-After: the job waits without spending an attempt.
+    await job.moveToDelayed(Date.now() + result.delayMs, token);
+    throw new DelayedError();
+  },
+  cancellation: async (ctx, job) => {
+    const result = await cancelBooking(ctx, job.data.shipmentId);
+    if (result === 'retry') throw new NotYetConfirmed(`parcel ${job.data.shipmentId}: cancel not confirmed yet`);
+    return result;
+  },
   notification: (ctx, job) => sendNotification(ctx, job.data, isFinalAttempt(job)),
 };
 
@@ -29,13 +45,13 @@ export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Me
   const workers = queueNames.map((name) => {
     const worker = new Worker(
       name,
-      async (job) => {
+      async (job, token) => {
         try {
-          return await PROCESSORS[name](ctx, job);
+          return await PROCESSORS[name](ctx, job, token);
         } catch (error) {
-          if (error instanceof UnrecoverableError) throw error;
+          if (error instanceof UnrecoverableError || error instanceof DelayedError) throw error;
           ctx.log.warn(
-            { queue: name, jobId: job.id, attempt: job.attemptsMade + 1, err: (error as Error).message },
+            { queue: name, jobId: job.id, attempt: job.attemptsMade + 1, err: error },
             'job failed; will retry',
           );
           throw error;
@@ -51,12 +67,9 @@ export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Me
         settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
       },
     );
-    worker.on('error', (error) =>
-      ctx.log.warn({ queue: name, err: error.message }, 'worker connection error'),
-    );
+    worker.on('error', (error) => ctx.log.warn({ queue: name, err: error.message }, 'worker connection error'));
     worker.on('failed', (job, error) => {
-      if (job && isFinalAttempt(job))
-        ctx.log.error({ queue: name, jobId: job.id, err: error.message }, 'job failed for good');
+      if (job && isFinalAttempt(job)) ctx.log.error({ queue: name, jobId: job.id, err: error }, 'job failed for good');
     });
     worker.on('completed', (job) => {
       if (metrics && job.processedOn && job.finishedOn) {

@@ -144,7 +144,8 @@ describe('carrier events and the tracking page', () => {
     // The other carrier's secret is not this carrier's.
     expectProblem(await post('ev-carrier', event, OTHER_SECRET), 401);
 
-    expectProblem(await post('no-such-carrier', event, SECRET), 404);
+    // An unknown carrier is a bad signature: the answer says nothing of which carrier ids exist.
+    expectProblem(await post('no-such-carrier', event, SECRET), 401);
     expectProblem(await post('ev-carrier', { ...event, trackingNumber: 'EV-CARRIER-NOT-ISSUED' }), 404);
     // A tracking number issued by another carrier, correctly signed by the carrier that did not issue it.
     expectProblem(await post('ev-other', event, OTHER_SECRET), 404);

@@ -1,7 +1,7 @@
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orderEvents } from '../../src/db/schema.js';
-import { jobIds } from '../../src/queues/index.js';
+import { TOPOLOGY } from '../../src/queues/topology.js';
 import {
   createShop,
   createWarehouse,
@@ -58,7 +58,7 @@ describe('queues: every job prioritised, ids derived from the work, finished job
   it('maps essential, express and standard to BullMQ priorities 1, 2 and 3 under ids derived from the order', async () => {
     const expected: Record<string, number> = { essential: 1, express: 2, standard: 3 };
     for (const [priority, id] of Object.entries(placed)) {
-      const job = await api.ctx.queues.queues.allocation.getJob(jobIds.allocation(id, 1));
+      const job = await api.ctx.queues.byName.allocation.getJob(TOPOLOGY.allocation.jobId({ orderId: id, attempt: 1 }));
       expect(job?.data).toEqual({ orderId: id, attempt: 1 });
       expect(job?.opts.priority).toBe(expected[priority]);
       expect(job?.opts.removeOnComplete).toMatchObject({
@@ -70,7 +70,7 @@ describe('queues: every job prioritised, ids derived from the work, finished job
   });
 
   it('gives notification jobs the priority of their order', async () => {
-    const jobs = await api.ctx.queues.queues.notification.getJobs([
+    const jobs = await api.ctx.queues.byName.notification.getJobs([
       'prioritized',
       'waiting',
       'active',
@@ -82,8 +82,8 @@ describe('queues: every job prioritised, ids derived from the work, finished job
 
   it('enqueueing the same stage twice keeps one job', async () => {
     const id = placed.standard;
-    await api.ctx.queues.allocate(id, 1, 'standard');
-    const counts = await api.ctx.queues.queues.allocation.getJobCounts('prioritized', 'waiting');
+    await api.ctx.queues.add('allocation', { orderId: id, attempt: 1 }, 'standard');
+    const counts = await api.ctx.queues.byName.allocation.getJobCounts('prioritized', 'waiting');
     expect(counts.prioritized + counts.waiting).toBe(3);
   });
 

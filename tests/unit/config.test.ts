@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, QUEUE_NAMES } from '../../src/config.js';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { QUEUE_NAMES } from '../../src/queues/topology.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 

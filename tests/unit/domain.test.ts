@@ -1,8 +1,9 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { mergeLines, singleWarehouseCandidates, type WarehouseStock } from '../../src/domain/allocation.js';
+import { mergeLines, type WarehouseStock } from '../../src/domain/allocation/strategy.js';
+import { singleWarehouseCandidates } from '../../src/domain/allocation/single-warehouse.js';
 import { canonicalJson, requestHash } from '../../src/domain/canonical.js';
-import { eligibleCarriers, servesRegion, type CarrierChoice } from '../../src/domain/carriers.js';
+import { eligibleCarriers, servesRegion, type CarrierCandidate as CarrierChoice } from '../../src/domain/carrier-choice.js';
 import { jobPriority, PRIORITIES } from '../../src/domain/priority.js';
 import { promiseAt, transitHoursFor } from '../../src/domain/promise.js';
 import {
@@ -19,7 +20,7 @@ import {
   TERMINAL,
   type OrderStatus,
 } from '../../src/domain/status.js';
-import { customerMessage } from '../../src/integrations/notify/messages.js';
+import { customerMessage } from '../../src/domain/messages.js';
 import { cappedBackoff } from '../../src/workers/backoff.js';
 
 describe('order status machine', () => {

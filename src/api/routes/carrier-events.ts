@@ -1,12 +1,6 @@
-import { eq } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Context } from '../../context.js';
-import { applyCarrierEvent } from '../../db/carrier-events.js';
-import { carriers } from '../../db/schema.js';
-import type { Priority } from '../../domain/priority.js';
-import { verifyCarrierSignature } from '../../domain/signing.js';
-import { AppError, notFound } from '../../errors.js';
-import { enqueueNotifications } from '../../queues/enqueue.js';
+import { applyCarrierEvent, authenticateCarrierEvent } from '../../steps/carrier-event.js';
 import { CarrierEventBody, CarrierIdParams } from '../schemas.js';
 
 export async function carrierEventRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
@@ -21,36 +15,18 @@ export async function carrierEventRoutes(app: FastifyInstance, { ctx }: { ctx: C
       },
       // The signature is checked on the raw bytes, before the body is validated.
       preValidation: async (request: FastifyRequest<{ Params: { carrierId: string } }>) => {
-        const [carrier] = await ctx.db
-          .select()
-          .from(carriers)
-          .where(eq(carriers.id, request.params.carrierId));
-        if (!carrier) throw notFound('carrier');
         const signature = request.headers['x-signature'];
-        if (
-          !verifyCarrierSignature(
-            request.rawBody ?? '',
-            carrier.webhookSecret,
-            typeof signature === 'string' ? signature : undefined,
-          )
-        ) {
-          throw new AppError(
-            401,
-            'invalid_signature',
-            'X-Signature does not match the body signed with the carrier secret.',
-          );
-        }
+        await authenticateCarrierEvent(
+          ctx,
+          request.params.carrierId,
+          request.rawBody ?? '',
+          typeof signature === 'string' ? signature : undefined,
+        );
       },
     },
     async (request) => {
       const { trackingNumber, status, at } = request.body;
-      const applied = await applyCarrierEvent(ctx.db, request.params.carrierId, {
-        trackingNumber,
-        status,
-        at: new Date(at),
-      });
-      if (applied)
-        await enqueueNotifications(ctx, applied.notificationIds, applied.order.priority as Priority);
+      await applyCarrierEvent(ctx, request.params.carrierId, { trackingNumber, status, at: new Date(at) });
       return { accepted: true };
     },
   );

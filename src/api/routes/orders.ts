@@ -1,21 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Context } from '../../context.js';
-import { createOrder, type NewOrder } from '../../db/intake.js';
-import {
-  findShopOrder,
-  listShopOrders,
-  orderDetails,
-  releaseReservations,
-  transition,
-  type OrderRow,
-} from '../../db/orders.js';
-import { feedback } from '../../db/schema.js';
-import type { Priority } from '../../domain/priority.js';
-import { CANCELLABLE } from '../../domain/status.js';
-import { AppError, notFound } from '../../errors.js';
-import { enqueueAfterCommit, enqueueNotifications } from '../../queues/enqueue.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
-import { problem, validationErrors } from '../plugins/errors.js';
+import { findShopOrder, listShopOrders, orderDetails, type LoadedOrder, type OrderRow } from '../../db/orders.js';
+import { trackingUrl } from '../../domain/notify.js';
+import type { OrderStatus } from '../../domain/status.js';
+import { notFound } from '../../errors.js';
+import { ENQUEUE_TIMEOUT_MS } from '../../queues/enqueue.js';
+import { cancelOrder } from '../../steps/cancel.js';
+import { leaveFeedback } from '../../steps/feedback.js';
+import { intake, type NewOrder } from '../../steps/intake.js';
+import { decodeCursor, page } from '../pagination.js';
+import { problem, problemOf, validationErrors } from '../plugins/errors.js';
 import { shopOf } from '../plugins/auth.js';
 import { makeAjv } from '../plugins/validation.js';
 import {
@@ -30,10 +24,7 @@ import {
 import { isUuid, iso } from '../format.js';
 
 export function orderLinks(ctx: Context, order: OrderRow) {
-  return {
-    self: `/v1/orders/${order.id}`,
-    tracking: `${ctx.config.publicUrl}/v1/track/${order.trackingToken}`,
-  };
+  return { self: `/v1/orders/${order.id}`, tracking: trackingUrl(ctx.config.publicUrl, order.trackingToken) };
 }
 
 function accepted(ctx: Context, order: OrderRow) {
@@ -61,11 +52,7 @@ async function orderView(ctx: Context, order: OrderRow) {
     failureReason: order.failureReason,
     links: orderLinks(ctx, order),
     items: details.items.map((i) => ({ sku: i.sku, quantity: i.quantity })),
-    allocations: details.allocations.map((a) => ({
-      warehouseId: a.warehouseId,
-      sku: a.sku,
-      quantity: a.quantity,
-    })),
+    allocations: details.allocations.map((a) => ({ warehouseId: a.warehouseId, sku: a.sku, quantity: a.quantity })),
     shipments: details.shipments.map((s) => ({
       id: s.id,
       carrierId: s.carrierId,
@@ -77,22 +64,7 @@ async function orderView(ctx: Context, order: OrderRow) {
   };
 }
 
-/** Commits the order, then enqueues its first stage: a failed enqueue is the reconciler's to redo. */
-async function intake(ctx: Context, shopId: string, key: string, body: NewOrder) {
-  const result = await createOrder(ctx.db, shopId, key, body, ctx.config.defaultTransitHours);
-  if (result.created) {
-    const { order } = result;
-    const priority = order.priority as Priority;
-    await enqueueAfterCommit(ctx, 'allocation', () => ctx.queues.allocate(order.id, order.attempt, priority));
-    await enqueueNotifications(ctx, result.notificationIds, priority);
-  }
-  return result;
-}
-
-async function shopOrder(
-  ctx: Context,
-  request: FastifyRequest<{ Params: { id: string } }>,
-): Promise<OrderRow> {
+async function shopOrder(ctx: Context, request: FastifyRequest<{ Params: { id: string } }>): Promise<LoadedOrder> {
   const { id } = request.params;
   const order = isUuid(id) ? await findShopOrder(ctx.db, shopOf(request).id, id) : undefined;
   if (!order) throw notFound('order');
@@ -105,21 +77,9 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
 
   app.post<{ Body: OrderBody; Headers: { 'idempotency-key': string } }>(
     '/v1/orders',
-    {
-      schema: {
-        tags: ['orders'],
-        summary: 'Place an order',
-        headers: IdempotencyHeaders,
-        body: OrderBody,
-      },
-    },
+    { schema: { tags: ['orders'], summary: 'Place an order', headers: IdempotencyHeaders, body: OrderBody } },
     async (request, reply) => {
-      const result = await intake(
-        ctx,
-        shopOf(request).id,
-        request.headers['idempotency-key'],
-        request.body as NewOrder,
-      );
+      const result = await intake(ctx, shopOf(request), request.headers['idempotency-key'], request.body as NewOrder);
       return reply.code(result.created ? 202 : 200).send(accepted(ctx, result.order));
     },
   );
@@ -134,49 +94,34 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
       },
     },
     async (request) => {
-      const shopId = shopOf(request).id;
+      const shop = shopOf(request);
+      // One deadline for the whole request's enqueueing: past it the reconciler takes the rest.
+      const deadline = Date.now() + ENQUEUE_TIMEOUT_MS;
       const results = [];
       // In request order, one at a time: orders of a batch may share a key.
-      for (const entry of request.body.orders) {
+      for (const [index, entry] of request.body.orders.entries()) {
         if (!validateBatchOrder(entry)) {
           const errors = validationErrors('body', validateBatchOrder.errors ?? []);
-          results.push({
-            status: 400,
-            error: problem({
-              status: 400,
-              code: 'validation_failed',
-              detail: 'The order is not valid; see errors.',
-              errors,
-            }),
-          });
+          results.push({ status: 400, error: problem({ status: 400, code: 'validation_failed', detail: 'The order is not valid; see errors.', errors }) });
           continue;
         }
         const { idempotencyKey, ...order } = entry as unknown as NewOrder & { idempotencyKey: string };
         try {
-          const result = await intake(ctx, shopId, idempotencyKey, order);
+          const result = await intake(ctx, shop, idempotencyKey, order, deadline);
           results.push({ status: result.created ? 202 : 200, id: result.order.id });
         } catch (error) {
-          if (!(error instanceof AppError)) throw error;
-          results.push({
-            status: error.status,
-            error: problem({
-              status: error.status,
-              code: error.code,
-              detail: error.message,
-              errors: error.errors,
-            }),
-          });
+          const problem = problemOf(error);
+          if (problem.status >= 500) request.log.error({ err: error, index }, 'batch order failed');
+          results.push({ status: problem.status, error: problem });
         }
       }
       return { results };
     },
   );
 
-  app.get<{ Querystring: { status?: string; limit: number; cursor?: string } }>(
+  app.get<{ Querystring: { status?: OrderStatus; limit: number; cursor?: string } }>(
     '/v1/orders',
-    {
-      schema: { tags: ['orders'], summary: "The shop's orders, newest first", querystring: ListOrdersQuery },
-    },
+    { schema: { tags: ['orders'], summary: "The shop's orders, newest first", querystring: ListOrdersQuery } },
     async (request) => {
       const { status, limit, cursor } = request.query;
       const position = decodeCursor(
@@ -189,98 +134,44 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
         limit,
         cursor: position ? { createdAt: new Date(position.createdAt), id: position.id } : undefined,
       });
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        items: page.map((o) => ({
+      return page(
+        rows,
+        limit,
+        (o) => ({ createdAt: o.createdAt.toISOString(), id: o.id }),
+        (o) => ({
           id: o.id,
           externalId: o.externalId,
           status: o.status,
           priority: o.priority,
           promisedBy: iso(o.promisedBy),
           createdAt: iso(o.createdAt),
-        })),
-        nextCursor:
-          rows.length > limit && last
-            ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id })
-            : null,
-      };
+        }),
+      );
     },
   );
 
   app.get<{ Params: { id: string } }>(
     '/v1/orders/:id',
-    {
-      schema: { tags: ['orders'], summary: 'One order with its parcels and full timeline', params: IdParams },
-    },
+    { schema: { tags: ['orders'], summary: 'One order with its parcels and full timeline', params: IdParams } },
     async (request) => orderView(ctx, await shopOrder(ctx, request)),
   );
 
   app.post<{ Params: { id: string } }>(
     '/v1/orders/:id/cancel',
-    {
-      schema: {
-        tags: ['orders'],
-        summary: 'Cancel before dispatch; reserved stock is returned',
-        params: IdParams,
-      },
-    },
-    async (request) => {
-      const order = await shopOrder(ctx, request);
-      const cancelled = await ctx.db.transaction(async (tx) => {
-        const moved = await transition(tx, {
-          orderId: order.id,
-          attempt: order.attempt,
-          from: [...CANCELLABLE],
-          to: 'cancelled',
-          detail: 'cancelled by the shop',
-        });
-        if (moved) await releaseReservations(tx, order.id, order.attempt);
-        return moved;
-      });
-      if (!cancelled) {
-        throw new AppError(
-          409,
-          'not_cancellable',
-          `The order is ${order.status === 'cancelled' ? 'already cancelled' : 'past dispatch'} and can no longer be cancelled.`,
-        );
-      }
-      await enqueueNotifications(ctx, cancelled.notificationIds, order.priority as Priority);
-      return orderView(ctx, cancelled.order);
-    },
+    { schema: { tags: ['orders'], summary: 'Cancel before dispatch; reserved stock is returned', params: IdParams } },
+    async (request) => orderView(ctx, await cancelOrder(ctx, await shopOrder(ctx, request))),
   );
 
   app.post<{ Params: { id: string }; Body: { score: number; comment?: string } }>(
     '/v1/orders/:id/feedback',
     {
-      schema: {
-        tags: ['orders'],
-        summary: "The customer's score, once delivered",
-        params: IdParams,
-        body: FeedbackBody,
-      },
+      schema: { tags: ['orders'], summary: "The customer's score, once delivered", params: IdParams, body: FeedbackBody },
     },
     async (request, reply) => {
-      const order = await shopOrder(ctx, request);
-      if (order.status !== 'delivered')
-        throw new AppError(409, 'not_delivered', 'Feedback is taken once the order is delivered.');
-      const [row] = await ctx.db
-        .insert(feedback)
-        .values({
-          orderId: order.id,
-          score: request.body.score,
-          comment: request.body.comment ?? null,
-          createdAt: new Date(),
-        })
-        .onConflictDoNothing()
-        .returning();
-      if (!row) throw new AppError(409, 'feedback_exists', 'This order already has feedback.');
-      return reply.code(201).send({
-        orderId: row.orderId,
-        score: row.score,
-        comment: row.comment,
-        createdAt: iso(row.createdAt),
-      });
+      const row = await leaveFeedback(ctx, await shopOrder(ctx, request), request.body);
+      return reply
+        .code(201)
+        .send({ orderId: row.orderId, score: row.score, comment: row.comment, createdAt: iso(row.createdAt) });
     },
   );
 }

@@ -1,8 +1,6 @@
-import { eq } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import type { Context } from '../../context.js';
-import { orderDetails } from '../../db/orders.js';
-import { orders } from '../../db/schema.js';
+import { findByTrackingToken, orderDetails } from '../../db/orders.js';
 import { notFound } from '../../errors.js';
 import { iso } from '../format.js';
 import { TokenParams } from '../schemas.js';
@@ -19,10 +17,7 @@ export async function trackRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
       },
     },
     async (request) => {
-      const [order] = await ctx.db
-        .select()
-        .from(orders)
-        .where(eq(orders.trackingToken, request.params.token));
+      const order = await findByTrackingToken(ctx.db, request.params.token);
       if (!order) throw notFound('tracking token');
       const details = await orderDetails(ctx.db, order);
       return {

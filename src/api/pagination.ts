@@ -20,7 +20,25 @@ export function decodeCursor<K extends string>(
   } catch {
     /* falls through */
   }
-  throw new AppError(400, 'validation_failed', 'The cursor is not one this API returned.', [
-    { path: 'query/cursor', message: 'is not a valid cursor' },
-  ]);
+  throw new AppError(400, 'validation_failed', 'The cursor is not one this API returned.', {
+    errors: [{ path: 'query/cursor', message: 'is not a valid cursor' }],
+  });
+}
+
+/**
+ * One page of a keyset list: repositories return one row more than `limit`, which says whether
+ * another page follows; the cursor is the last row's position.
+ */
+export async function page<R, V>(
+  rows: R[],
+  limit: number,
+  positionOf: (row: R) => Record<string, string>,
+  view: (row: R) => V | Promise<V>,
+): Promise<{ items: V[]; nextCursor: string | null }> {
+  const shown = rows.slice(0, limit);
+  const last = shown[shown.length - 1];
+  return {
+    items: await Promise.all(shown.map(view)),
+    nextCursor: rows.length > limit && last !== undefined ? encodeCursor(positionOf(last)) : null,
+  };
 }

@@ -1,14 +1,4 @@
-/** Where an order's stock comes from. Pure: the worker feeds it stock levels read from the database. */
-export interface OrderLine {
-  sku: string;
-  quantity: number;
-}
-export interface WarehouseStock {
-  warehouseId: string;
-  region: string;
-  sku: string;
-  available: number;
-}
+import type { AllocationStrategy, OrderLine, WarehouseStock } from './strategy.js';
 
 /**
  * Warehouses that can fill every line on their own, best first: those in the order's region,
@@ -50,9 +40,12 @@ export function singleWarehouseCandidates(
   return candidates.map((c) => c.id);
 }
 
-/** Lines merged by SKU, so an order listing a SKU twice reserves it once. */
-export function mergeLines(lines: OrderLine[]): OrderLine[] {
-  const merged = new Map<string, number>();
-  for (const line of lines) merged.set(line.sku, (merged.get(line.sku) ?? 0) + line.quantity);
-  return [...merged].map(([sku, quantity]) => ({ sku, quantity }));
-}
+/** The default strategy: the whole order from one warehouse, else out of stock. */
+export const singleWarehouse: AllocationStrategy = {
+  name: 'single-warehouse',
+  plan(lines, stock, region) {
+    const ids = singleWarehouseCandidates(lines, stock, region);
+    if (ids.length === 0) return { kind: 'out_of_stock' };
+    return { kind: 'parcels', options: ids.map((warehouseId) => [{ warehouseId, lines }]) };
+  },
+};

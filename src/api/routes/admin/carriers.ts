@@ -1,0 +1,80 @@
+import type { FastifyInstance } from 'fastify';
+import type { Context } from '../../../context.js';
+import { createCarrier, listCarriers, patchCarrier, successRates, type CarrierRow } from '../../../db/carriers.js';
+import { AppError, notFound } from '../../../errors.js';
+import { decodeCursor, page } from '../../pagination.js';
+import { CarrierBody, CarrierPatch, IdParams, PaginationQuery } from '../../schemas.js';
+
+const tags = ['operators'];
+
+function carrierView(c: CarrierRow, successRate: number | null) {
+  return {
+    id: c.id,
+    name: c.name,
+    kind: c.kind,
+    baseUrl: c.baseUrl,
+    regions: c.regions,
+    rank: c.rank,
+    rateLimitPerSecond: c.rateLimitPerSecond,
+    transitHours: c.transitHours,
+    enabled: c.enabled,
+    // The shared circuit breaker comes with the logistics capability; until then it never opens.
+    breaker: { state: 'closed' as const, since: null },
+    successRate,
+  };
+}
+
+async function withRates(ctx: Context, rows: CarrierRow[]) {
+  const rates = await successRates(
+    ctx.db,
+    rows.map((r) => r.id),
+  );
+  return (row: CarrierRow) => carrierView(row, rates.get(row.id) ?? null);
+}
+
+export async function carrierRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
+  app.post<{ Body: CarrierBody }>(
+    '/v1/admin/carriers',
+    { schema: { tags, summary: 'Register a carrier (lower rank is tried first)', body: CarrierBody } },
+    async (request, reply) => {
+      const b = request.body;
+      const row = await createCarrier(ctx.db, {
+        id: b.id,
+        name: b.name,
+        kind: b.kind,
+        baseUrl: b.baseUrl.replace(/\/$/, ''),
+        apiKey: b.apiKey ?? null,
+        webhookSecret: b.webhookSecret,
+        regions: b.regions as string[],
+        rank: b.rank,
+        rateLimitPerSecond: b.rateLimitPerSecond ?? null,
+        transitHours: b.transitHours ?? null,
+      });
+      if (!row) throw new AppError(409, 'already_exists', `Carrier ${b.id} already exists.`);
+      return reply.code(201).send((await withRates(ctx, [row]))(row));
+    },
+  );
+
+  app.patch<{ Params: { id: string }; Body: CarrierPatch }>(
+    '/v1/admin/carriers/:id',
+    { schema: { tags, summary: 'Change a carrier, e.g. { "enabled": false }', params: IdParams, body: CarrierPatch } },
+    async (request) => {
+      const patch = { ...request.body, regions: request.body.regions as string[] | undefined };
+      if (patch.baseUrl) patch.baseUrl = patch.baseUrl.replace(/\/$/, '');
+      const row = await patchCarrier(ctx.db, request.params.id, patch);
+      if (!row) throw notFound('carrier');
+      return (await withRates(ctx, [row]))(row);
+    },
+  );
+
+  app.get<{ Querystring: { limit: number; cursor?: string } }>(
+    '/v1/admin/carriers',
+    { schema: { tags, summary: 'Carriers with breaker state and success rate', querystring: PaginationQuery } },
+    async (request) => {
+      const { limit, cursor } = request.query;
+      const position = decodeCursor(cursor, ['id'] as const);
+      const rows = await listCarriers(ctx.db, { limit, afterId: position?.id });
+      return page(rows, limit, (c) => ({ id: c.id }), await withRates(ctx, rows.slice(0, limit)));
+    },
+  );
+}

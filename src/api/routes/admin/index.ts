@@ -1,0 +1,14 @@
+import type { FastifyInstance } from 'fastify';
+import type { Context } from '../../../context.js';
+import { carrierRoutes } from './carriers.js';
+import { inventoryRoutes } from './inventory.js';
+import { shipmentRoutes } from './shipments.js';
+import { shopRoutes } from './shops.js';
+
+/** Every `/v1/admin/*` route, one file per resource; the admin token is checked by the caller's scope. */
+export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
+  await app.register(shopRoutes, { ctx });
+  await app.register(inventoryRoutes, { ctx });
+  await app.register(carrierRoutes, { ctx });
+  await app.register(shipmentRoutes, { ctx });
+}

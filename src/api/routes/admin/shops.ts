@@ -1,0 +1,34 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { Context } from '../../../context.js';
+import { createShop } from '../../../db/shops.js';
+import { newShopKey } from '../../plugins/auth.js';
+import { ShopBody } from '../../schemas.js';
+
+export async function shopRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
+  app.post<{ Body: ShopBody }>(
+    '/v1/admin/shops',
+    { schema: { tags: ['operators'], summary: 'Create a shop (its API key is shown once)', body: ShopBody } },
+    async (request, reply) => {
+      const key = newShopKey();
+      const webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
+      const shop = await createShop(ctx.db, {
+        id: randomUUID(),
+        name: request.body.name,
+        apiKeyId: key.keyId,
+        apiKeyHash: key.hash,
+        webhookUrl: request.body.webhookUrl ?? null,
+        webhookSecret,
+        rateLimitPerMinute: request.body.rateLimitPerMinute ?? 600,
+      });
+      return reply.code(201).send({
+        id: shop.id,
+        name: shop.name,
+        webhookUrl: shop.webhookUrl,
+        rateLimitPerMinute: shop.rateLimitPerMinute,
+        apiKey: key.apiKey,
+        webhookSecret,
+      });
+    },
+  );
+}

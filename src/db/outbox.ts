@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { and, asc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm';
+import type { Db } from './client.js';
+import { notifications, orders, shops } from './schema.js';
+import { outboxMessages, type NotifiedOrder } from '../domain/notify.js';
+
+export type NotificationRow = typeof notifications.$inferSelect;
+
+/**
+ * Writes the outbox rows of one timeline event, rendered whole (recipient, text, dedupe key,
+ * webhook body), in the caller's transaction. The unique (order, attempt, status, channel) key
+ * makes a stage that runs twice write nothing new. Returns the ids to enqueue after commit.
+ */
+export async function writeOutbox(
+  tx: Db,
+  order: NotifiedOrder & { webhookUrl: string | null },
+  status: string,
+  at: Date,
+  env: { publicUrl: string },
+): Promise<string[]> {
+  const messages = outboxMessages(order, status, at, { publicUrl: env.publicUrl, webhookUrl: order.webhookUrl });
+  if (messages.length === 0) return [];
+  const rows = await tx
+    .insert(notifications)
+    .values(
+      messages.map(({ channel, body }) => ({
+        id: randomUUID(),
+        orderId: order.id,
+        attempt: order.attempt,
+        status,
+        channel,
+        body,
+        at,
+      })),
+    )
+    .onConflictDoNothing()
+    .returning({ id: notifications.id });
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Claims a pending row for one send: no other run (a lapsed job lock, the reconciler after a
+ * flush) sends it until the lease passes. Null when it is sent, given up, or claimed by another.
+ */
+export async function claimNotification(db: Db, id: string, leaseMs: number): Promise<NotificationRow | null> {
+  const [row] = await db
+    .update(notifications)
+    .set({ leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval`, tries: sql`${notifications.tries} + 1` })
+    .where(
+      and(
+        eq(notifications.id, id),
+        eq(notifications.state, 'pending'),
+        or(isNull(notifications.leaseUntil), lt(notifications.leaseUntil, sql`now()`)),
+      ),
+    )
+    .returning();
+  return row ?? null;
+}
+
+export async function markSent(db: Db, id: string): Promise<void> {
+  await db
+    .update(notifications)
+    .set({ state: 'sent', sentAt: new Date(), lastError: null, leaseUntil: null })
+    .where(eq(notifications.id, id));
+}
+
+/** A failed send: back to pending for the next try (lease released), or given up for good. */
+export async function markFailed(db: Db, id: string, error: string, final: boolean): Promise<void> {
+  await db
+    .update(notifications)
+    .set({ state: final ? 'failed' : 'pending', lastError: error.slice(0, 500), leaseUntil: null })
+    .where(eq(notifications.id, id));
+}
+
+/** The signing secret of the shop an order belongs to (webhooks only). */
+export async function webhookSecretOf(db: Db, orderId: string): Promise<string | undefined> {
+  const [row] = await db
+    .select({ secret: shops.webhookSecret })
+    .from(orders)
+    .innerJoin(shops, eq(shops.id, orders.shopId))
+    .where(eq(orders.id, orderId));
+  return row?.secret;
+}
+
+export interface OutboxPosition {
+  createdAt: Date;
+  id: string;
+}
+
+/** Pending rows older than `before`, oldest first after a keyset position, with their order's priority. */
+export async function pendingNotifications(
+  db: Db,
+  opts: { before: Date; after?: OutboxPosition; limit: number },
+) {
+  const conditions = [eq(notifications.state, 'pending'), lt(notifications.createdAt, opts.before)];
+  if (opts.after) {
+    const { createdAt, id } = opts.after;
+    conditions.push(
+      or(gt(notifications.createdAt, createdAt), and(eq(notifications.createdAt, createdAt), gt(notifications.id, id)))!,
+    );
+  }
+  return db
+    .select({ id: notifications.id, createdAt: notifications.createdAt, priority: orders.priority })
+    .from(notifications)
+    .innerJoin(orders, eq(orders.id, notifications.orderId))
+    .where(and(...conditions))
+    .orderBy(asc(notifications.createdAt), asc(notifications.id))
+    .limit(opts.limit);
+}

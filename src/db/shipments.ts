@@ -1,0 +1,315 @@
+import { randomUUID } from 'node:crypto';
+import { and, asc, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import type { Db } from './client.js';
+import { carrierAttempts, shipments } from './schema.js';
+import type { AttemptRecord } from '../domain/carrier-choice.js';
+import { MAYBE_BOOKED, POSSIBLY_BOOKED, type AttemptOutcome, type ParcelStatus } from '../domain/parcels.js';
+
+export type ShipmentRow = typeof shipments.$inferSelect;
+export type CarrierAttemptRow = typeof carrierAttempts.$inferSelect;
+
+interface OrderRef {
+  id: string;
+  attempt: number;
+}
+
+/** One parcel per warehouse of the plan. */
+export async function createParcels(tx: Db, order: OrderRef, warehouseIds: string[]): Promise<void> {
+  await tx
+    .insert(shipments)
+    .values(warehouseIds.map((warehouseId) => ({ id: randomUUID(), orderId: order.id, attempt: order.attempt, warehouseId })));
+}
+
+/** The parcels of the order's current attempt, optionally only those in the given statuses. */
+export async function parcelsOf(db: Db, order: OrderRef, statuses?: readonly ParcelStatus[]): Promise<ShipmentRow[]> {
+  return db
+    .select()
+    .from(shipments)
+    .where(
+      and(
+        eq(shipments.orderId, order.id),
+        eq(shipments.attempt, order.attempt),
+        statuses ? inArray(shipments.status, [...statuses]) : undefined,
+      ),
+    )
+    .orderBy(asc(shipments.createdAt), asc(shipments.id));
+}
+
+export async function findParcel(db: Db, id: string): Promise<ShipmentRow | undefined> {
+  const [row] = await db.select().from(shipments).where(eq(shipments.id, id));
+  return row;
+}
+
+export async function findByTracking(db: Db, carrierId: string, trackingNumber: string) {
+  const [row] = await db
+    .select()
+    .from(shipments)
+    .where(and(eq(shipments.carrierId, carrierId), eq(shipments.trackingNumber, trackingNumber)));
+  return row;
+}
+
+/** The parcel's booking calls, oldest first: what carrier choice decides from. */
+export async function attemptsOf(db: Db, shipmentId: string): Promise<(AttemptRecord & { id: number })[]> {
+  const rows = await db
+    .select()
+    .from(carrierAttempts)
+    .where(eq(carrierAttempts.shipmentId, shipmentId))
+    .orderBy(asc(carrierAttempts.id));
+  return rows.map((r) => ({
+    id: r.id,
+    carrierId: r.carrierId,
+    at: r.at,
+    outcome: r.outcome,
+    retryAfterMs: retryAfterOf(r.detail),
+    cancelledAt: r.cancelledAt,
+  }));
+}
+
+const RETRY_AFTER = /retry-after (\d+) ms/;
+function retryAfterOf(detail: string | null): number | null {
+  const match = detail ? RETRY_AFTER.exec(detail) : null;
+  return match ? Number(match[1]) : null;
+}
+
+/**
+ * The booking intent, committed before the carrier is called: the attempt row (`pending`) and
+ * the parcel `booking`. A worker killed during the call leaves both behind, so the parcel counts
+ * as possibly booked there and is cancelled if the order does not ship. Null when the parcel is
+ * no longer waiting for a booking (cancelled meanwhile).
+ */
+export async function startBooking(
+  db: Db,
+  parcel: { id: string; orderId: string },
+  carrierId: string,
+): Promise<number | null> {
+  return db.transaction(async (tx) => {
+    const [moved] = await tx
+      .update(shipments)
+      .set({ status: 'booking', carrierId, updatedAt: new Date() })
+      .where(and(eq(shipments.id, parcel.id), inArray(shipments.status, ['pending', 'booking'])))
+      .returning({ id: shipments.id });
+    if (!moved) return null;
+    const [attempt] = await tx
+      .insert(carrierAttempts)
+      .values({ orderId: parcel.orderId, shipmentId: parcel.id, carrierId, outcome: 'pending' })
+      .returning({ id: carrierAttempts.id });
+    return attempt.id;
+  });
+}
+
+export interface CallResult {
+  outcome: Exclude<AttemptOutcome, 'pending'>;
+  httpStatus: number | null;
+  detail: string;
+  retryAfterMs?: number;
+}
+
+/** Records what the carrier answered to a call. */
+export async function finishAttempt(tx: Db, attemptId: number, result: CallResult): Promise<void> {
+  const detail = result.retryAfterMs ? `${result.detail} (retry-after ${result.retryAfterMs} ms)` : result.detail;
+  await tx
+    .update(carrierAttempts)
+    .set({ outcome: result.outcome, httpStatus: result.httpStatus, detail: detail.slice(0, 500) })
+    .where(eq(carrierAttempts.id, attemptId));
+}
+
+/** A call that did not book: the parcel waits for its next decision. */
+export async function bookingFailed(db: Db, attemptId: number, parcelId: string, result: CallResult): Promise<void> {
+  await db.transaction(async (tx) => {
+    await finishAttempt(tx, attemptId, result);
+    await tx
+      .update(shipments)
+      .set({ status: 'pending', updatedAt: new Date() })
+      .where(and(eq(shipments.id, parcelId), eq(shipments.status, 'booking')));
+  });
+}
+
+/**
+ * A booked answer. The parcel becomes `booked` only if it is still `booking`; if the order was
+ * cancelled or failed meanwhile, the parcel goes (back) to `cancel_pending` so the booking that
+ * just landed is cancelled too. Returns which of the two happened.
+ */
+export async function bookingSucceeded(
+  db: Db,
+  attemptId: number,
+  parcelId: string,
+  booked: { carrierId: string; trackingNumber: string; estimatedDeliveryAt: Date | null; expectedBy: Date },
+  result: CallResult,
+): Promise<'booked' | 'cancel_pending'> {
+  return db.transaction(async (tx) => {
+    await finishAttempt(tx, attemptId, result);
+    const now = new Date();
+    const [row] = await tx
+      .update(shipments)
+      .set({ status: 'booked', ...booked, bookedAt: now, updatedAt: now })
+      .where(and(eq(shipments.id, parcelId), eq(shipments.status, 'booking')))
+      .returning({ id: shipments.id });
+    if (row) return 'booked';
+    await tx
+      .update(shipments)
+      .set({ status: 'cancel_pending', updatedAt: now })
+      .where(and(eq(shipments.id, parcelId), inArray(shipments.status, ['cancel_pending', 'cancelled'])));
+    return 'cancel_pending';
+  });
+}
+
+/**
+ * The compensation of booking, in the transaction that cancels or fails the order: parcels that
+ * are or may be live at a carrier go `cancel_pending` (a job DELETEs them until confirmed);
+ * parcels never sent anywhere are simply `cancelled`. Returns the `cancel_pending` ids.
+ */
+export async function markCancelPending(tx: Db, order: OrderRef): Promise<string[]> {
+  const now = new Date();
+  const mine = and(eq(shipments.orderId, order.id), eq(shipments.attempt, order.attempt));
+  const pending = await tx
+    .update(shipments)
+    .set({ status: 'cancel_pending', updatedAt: now })
+    .where(and(mine, inArray(shipments.status, [...POSSIBLY_BOOKED])))
+    .returning({ id: shipments.id });
+  // A pending parcel may still hold an ambiguous answer from a carrier it failed over from.
+  const unsent = await tx
+    .update(shipments)
+    .set({ status: 'cancelled', updatedAt: now })
+    .where(and(mine, eq(shipments.status, 'pending')))
+    .returning({ id: shipments.id });
+  const ambiguous = unsent.length
+    ? await tx
+        .selectDistinct({ id: carrierAttempts.shipmentId })
+        .from(carrierAttempts)
+        .where(
+          and(
+            inArray(
+              carrierAttempts.shipmentId,
+              unsent.map((u) => u.id),
+            ),
+            inArray(carrierAttempts.outcome, [...MAYBE_BOOKED]),
+            isNull(carrierAttempts.cancelledAt),
+          ),
+        )
+    : [];
+  if (ambiguous.length) {
+    await tx
+      .update(shipments)
+      .set({ status: 'cancel_pending' })
+      .where(
+        inArray(
+          shipments.id,
+          ambiguous.map((a) => a.id),
+        ),
+      );
+  }
+  return [...pending, ...ambiguous].map((p) => p.id);
+}
+
+/** Booking calls of the parcel after which a carrier may still hold it, not yet confirmed gone. */
+export async function possibleBookings(db: Db, shipmentId: string): Promise<CarrierAttemptRow[]> {
+  return db
+    .select()
+    .from(carrierAttempts)
+    .where(
+      and(
+        eq(carrierAttempts.shipmentId, shipmentId),
+        inArray(carrierAttempts.outcome, [...MAYBE_BOOKED]),
+        isNull(carrierAttempts.cancelledAt),
+      ),
+    )
+    .orderBy(asc(carrierAttempts.id));
+}
+
+/** The carrier confirmed (2xx or 404) that it holds nothing for the parcel. */
+export async function confirmCancelled(db: Db, shipmentId: string, carrierId: string, upTo: number): Promise<void> {
+  await db
+    .update(carrierAttempts)
+    .set({ cancelledAt: new Date() })
+    .where(
+      and(
+        eq(carrierAttempts.shipmentId, shipmentId),
+        eq(carrierAttempts.carrierId, carrierId),
+        sql`${carrierAttempts.id} <= ${upTo}`,
+        isNull(carrierAttempts.cancelledAt),
+      ),
+    );
+}
+
+/** Every carrier confirmed: the parcel is `cancelled`. */
+export async function finishCancellation(db: Db, shipmentId: string): Promise<void> {
+  await db
+    .update(shipments)
+    .set({ status: 'cancelled', updatedAt: new Date() })
+    .where(and(eq(shipments.id, shipmentId), eq(shipments.status, 'cancel_pending')));
+}
+
+/** A carrier's report on a parcel: moves it forward only from the given statuses. */
+export async function setParcelStatus(
+  tx: Db,
+  parcelId: string,
+  to: ParcelStatus,
+  from: readonly ParcelStatus[],
+  event: { at: Date; deliveredAt?: Date },
+): Promise<void> {
+  await tx
+    .update(shipments)
+    .set({
+      status: to,
+      updatedAt: new Date(),
+      ...(event.deliveredAt ? { deliveredAt: event.deliveredAt } : {}),
+    })
+    .where(and(eq(shipments.id, parcelId), inArray(shipments.status, [...from])));
+  await tx
+    .update(shipments)
+    .set({ lastEventAt: event.at })
+    .where(and(eq(shipments.id, parcelId), or(isNull(shipments.lastEventAt), lt(shipments.lastEventAt, event.at))));
+}
+
+export interface ShipmentPosition {
+  bookedAt: Date;
+  id: string;
+}
+
+/**
+ * Parcels not yet delivered whose expected event time plus the grace has passed, newest booking
+ * first, keyset-paginated; one row more than asked.
+ */
+export async function overdueParcels(
+  db: Db,
+  opts: { graceHours: number; now: Date; limit: number; before?: ShipmentPosition },
+) {
+  const deadline = new Date(opts.now.getTime() - opts.graceHours * 3_600_000);
+  const conditions = [inArray(shipments.status, ['booked', 'in_transit']), lt(shipments.expectedBy, deadline)];
+  if (opts.before) {
+    const { bookedAt, id } = opts.before;
+    conditions.push(or(lt(shipments.bookedAt, bookedAt), and(eq(shipments.bookedAt, bookedAt), lt(shipments.id, id)))!);
+  }
+  return db
+    .select()
+    .from(shipments)
+    .where(and(...conditions))
+    .orderBy(desc(shipments.bookedAt), desc(shipments.id))
+    .limit(opts.limit + 1);
+}
+
+export async function countOverdue(db: Db, graceHours: number, now: Date): Promise<number> {
+  const deadline = new Date(now.getTime() - graceHours * 3_600_000);
+  const [row] = await db
+    .select({ n: sql<number>`count(*)`.mapWith(Number) })
+    .from(shipments)
+    .where(and(inArray(shipments.status, ['booked', 'in_transit']), lt(shipments.expectedBy, deadline)));
+  return row?.n ?? 0;
+}
+
+/** Parcels waiting for a cancel confirmation, for the reconciler. */
+export async function parcelsAwaitingCancel(db: Db, opts: { before: Date; limit: number; afterId?: string }) {
+  return db
+    .select({ id: shipments.id })
+    .from(shipments)
+    .where(
+      and(
+        eq(shipments.status, 'cancel_pending'),
+        lt(shipments.updatedAt, opts.before),
+        opts.afterId ? sql`${shipments.id} > ${opts.afterId}` : undefined,
+      ),
+    )
+    .orderBy(asc(shipments.id))
+    .limit(opts.limit);
+}
+

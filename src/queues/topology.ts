@@ -1,0 +1,79 @@
+import type { JobsOptions } from 'bullmq';
+
+/**
+ * Every queue of the engine, in one table: its name, the rule that derives a job's id from what
+ * it works on (so enqueueing twice is harmless), and its options. Producers, workers, the
+ * reconciler, Bull Board, metrics and WORKER_QUEUES all read it.
+ *
+ * Naming scheme. A queue is named by its stage (`allocation`, `dispatch`, …). Stages split
+ * further join the parts with dots, stage first — BullMQ forbids ':' in queue names:
+ *   per carrier   `{stage}.{carrierId}`          e.g. `dispatch.swift`
+ *   per class     `{stage}.{class}`              e.g. `allocation.essential`
+ *   both          `{stage}.{carrierId}.{class}`  e.g. `dispatch.swift.express`
+ * WORKER_QUEUES names stages; a process serving a stage serves all of its split queues.
+ */
+export const QUEUE_NAMES = ['allocation', 'dispatch', 'cancellation', 'notification'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+
+export interface OrderJob {
+  orderId: string;
+  attempt: number;
+}
+export interface CancellationJob {
+  shipmentId: string;
+}
+export interface NotificationJob {
+  notificationId: string;
+}
+export interface JobData {
+  allocation: OrderJob;
+  dispatch: OrderJob;
+  cancellation: CancellationJob;
+  notification: NotificationJob;
+}
+
+export interface QueueSettings {
+  notificationAttempts: number;
+}
+
+/** Finished jobs are trimmed by age and count so Redis memory stays bounded. */
+const KEEP = {
+  removeOnComplete: { age: 3600, count: 1000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 5000 },
+} satisfies JobsOptions;
+
+/** Failures of our own dependencies (database, Redis) back off; the reconciler takes over after. */
+const DEPENDENCY_RETRIES = { attempts: 8, backoff: { type: 'exponential', delay: 1000, jitter: 0.5 } };
+
+interface QueueSpec<Q extends QueueName> {
+  jobName: string;
+  jobId(data: JobData[Q]): string;
+  options(settings: QueueSettings): JobsOptions;
+}
+
+export const TOPOLOGY: { [Q in QueueName]: QueueSpec<Q> } = {
+  allocation: {
+    jobName: 'allocate',
+    jobId: (d) => `allocation-${d.orderId}-${d.attempt}`,
+    options: () => ({ ...KEEP, ...DEPENDENCY_RETRIES }),
+  },
+  // Carrier retries and failover are decided per parcel (domain/carrier-choice.ts) and wait by
+  // delaying the job, so these attempts only count failures of the engine itself.
+  dispatch: {
+    jobName: 'dispatch',
+    jobId: (d) => `dispatch-${d.orderId}-${d.attempt}`,
+    options: () => ({ ...KEEP, ...DEPENDENCY_RETRIES }),
+  },
+  // DELETE at the carrier until it answers 2xx or 404: retried for as long as it takes.
+  cancellation: {
+    jobName: 'cancel-booking',
+    jobId: (d) => `cancellation-${d.shipmentId}`,
+    options: () => ({ ...KEEP, attempts: 1000, backoff: { type: 'capped' } }),
+  },
+  // 'capped' is the workers' backoff strategy: exponential, capped at 30 s (workers/backoff.ts).
+  notification: {
+    jobName: 'notify',
+    jobId: (d) => `notification-${d.notificationId}`,
+    options: (s) => ({ ...KEEP, attempts: s.notificationAttempts, backoff: { type: 'capped' } }),
+  },
+};
