@@ -9,4 +9,7 @@ COPY drizzle ./drizzle
 COPY src ./src
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
-CMD ["npx", "tsx", "src/main.ts", "all"]
+# Node itself, not npx/npm: npm runs a command through `sh -c`, and dash (Debian's sh) neither execs
+# it nor passes SIGTERM on, so `docker stop` would signal a shell while the engine kept serving.
+# tsx is loaded as a hook. Node as PID 1 reaps no zombies: run with --init (compose: init: true).
+CMD ["node", "--import", "tsx", "src/main.ts", "all"]
