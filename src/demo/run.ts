@@ -5,6 +5,7 @@ import { orderEvents, orders } from '../db/schema.js';
 import { TERMINAL, type OrderStatus } from '../domain/status.js';
 import { startProcess } from '../runtime.js';
 import { startCarrierSimulator } from './carrier-simulator.js';
+import { NoRedisError, redisAnswers, startPrivateRedis } from './private-redis.js';
 import { buildReport, formatReport } from './report.js';
 import { surgeOrders } from './surge.js';
 
@@ -12,25 +13,62 @@ import { surgeOrders } from './surge.js';
  * `npm run demo`: the whole engine in one process on in-memory PGlite, two simulated carriers
  * (one flaky), demo shop, warehouses and stock, then a surge of orders with a progress bar and
  * a report. The server stays up for Bull Board until Ctrl-C (DEMO_EXIT=1 exits after the report).
+ * It listens on 127.0.0.1 unless HOST is set. With REDIS_URL unset and no Redis on 127.0.0.1:6379
+ * it runs a private redis-server of its own, stopped with the demo.
  */
 const env = process.env;
 const ORDERS = Number(env.DEMO_ORDERS ?? 300);
 const TIMEOUT_MS = Number(env.DEMO_TIMEOUT_MS ?? 180_000);
 const CONCURRENCY = 20;
 
+/** What the demo started, stopped last-started first on every way out (signal, DEMO_EXIT, error). */
+const stops: (() => Promise<unknown>)[] = [];
+let stopping: Promise<void> | undefined;
+function stopEverything(): Promise<void> {
+  stopping ??= (async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  })();
+  return stopping;
+}
+async function exit(code: number): Promise<never> {
+  // Bounded like the engine's own shutdown; a private Redis is killed on exit regardless.
+  setTimeout(() => process.exit(code), (Number(env.SHUTDOWN_TIMEOUT_MS) || 10_000) + 2000).unref();
+  await stopEverything();
+  process.exit(code);
+}
+// From the start, so that a Ctrl-C during the surge stops the private Redis too; a second signal
+// (npm forwards the terminal's SIGINT once more) joins the stop already under way.
+process.on('SIGINT', () => void exit(0));
+process.on('SIGTERM', () => void exit(0));
+
+/** REDIS_URL, else the default 127.0.0.1:6379 if a Redis answers there, else a private one. */
+async function demoRedisUrl(): Promise<string | undefined> {
+  if (env.REDIS_URL) return env.REDIS_URL;
+  if (await redisAnswers('127.0.0.1', 6379)) return undefined;
+  const redis = await startPrivateRedis();
+  stops.push(() => redis.stop());
+  console.log(
+    `no Redis on 127.0.0.1:6379: started a private Redis at ${redis.url} (redis-server pid ${redis.pid}); it stops with the demo`,
+  );
+  return redis.url;
+}
+
 async function main() {
+  const redisUrl = await demoRedisUrl();
   const config = loadConfig({
     ...env,
+    REDIS_URL: redisUrl,
+    HOST: env.HOST || '127.0.0.1',
     DATABASE_URL: env.DATABASE_URL ?? 'memory://',
     QUEUE_PREFIX: env.QUEUE_PREFIX ?? 'surgeline-demo',
     LOG_LEVEL: env.LOG_LEVEL ?? 'error', // keeps the progress bar readable; retries show in the report
     ADMIN_TOKEN: env.ADMIN_TOKEN ?? 'demo-admin-token',
-    DISPATCH_ATTEMPTS: env.DISPATCH_ATTEMPTS ?? '6',
   });
   const running = await startProcess('all', config);
+  stops.push(() => running.stop());
   // A fresh in-memory database: jobs a previous demo left under this prefix name nothing here.
   await Promise.all(
-    Object.values(running.ctx.queues.queues).map((q) => q.obliterate({ force: true }).catch(() => undefined)),
+    Object.values(running.ctx.queues.byName).map((q) => q.obliterate({ force: true }).catch(() => undefined)),
   );
   await running.ready;
   const { port } = running.app.server.address() as AddressInfo;
@@ -60,6 +98,7 @@ async function main() {
     transitHours: 24,
     progress,
   });
+  stops.push(() => swift.close());
   const steady = await startCarrierSimulator({
     carrierId: 'steady',
     webhookSecret: 'steady-secret-001',
@@ -70,6 +109,7 @@ async function main() {
     transitHours: 48,
     progress,
   });
+  stops.push(() => steady.close());
   await call('POST', '/v1/admin/carriers', {
     id: 'swift',
     name: 'Swift Express (flaky)',
@@ -166,20 +206,9 @@ async function main() {
     `carrier calls    swift ${swift.stats.calls} (${swift.stats.transient} transient), steady ${steady.stats.calls} (${steady.stats.transient} transient, ${steady.stats.refused} refused)`,
   );
 
-  const stopAll = async () => {
-    await swift.close();
-    await steady.close();
-    await running.stop();
-  };
-  if (env.DEMO_EXIT === '1') {
-    await stopAll();
-    process.exit(0);
-  }
+  if (env.DEMO_EXIT === '1') await exit(0);
   console.log(`\nBull Board: ${api}/admin/queues?token=${encodeURIComponent(config.adminToken)}`);
   console.log(`API docs:   ${api}/docs      Metrics: ${api}/metrics      Ctrl-C to stop`);
-  const onSignal = () => void stopAll().then(() => process.exit(0));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
 }
 
 let lastPrinted = '';
@@ -199,10 +228,14 @@ function drawProgress(posted: number, done: number, total: number, phase: string
 }
 
 main().catch((error) => {
+  // An error from a surge cut short by Ctrl-C is not news.
+  if (stopping) return;
   console.error(
-    error instanceof ConfigError
-      ? `configuration error: ${error.message}`
-      : `demo failed: ${(error as Error).message}`,
+    error instanceof NoRedisError
+      ? error.message
+      : error instanceof ConfigError
+        ? `configuration error: ${error.message}`
+        : `demo failed: ${(error as Error).message}`,
   );
-  process.exit(1);
+  void exit(1);
 });
