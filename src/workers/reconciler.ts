@@ -1,11 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
-import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { Job, JobState, Queue } from 'bullmq';
 import type { Context } from '../context.js';
-import { notifications, orders } from '../db/schema.js';
-import type { Priority } from '../domain/priority.js';
-import { TOPOLOGY } from '../queues/topology.js';
+import {
+  cancellationsWaiting,
+  notificationKeys,
+  notificationsWaiting,
+  orderKeys,
+  ordersWaiting,
+  parcelKeys,
+  type ScanPosition as Cursor,
+  type WaitingRow,
+} from '../db/reconcile.js';
+import { TOPOLOGY, type JobData, type QueueName } from '../queues/topology.js';
 
 /** Rows read, and job ids checked in Redis, per page. */
 export const RECONCILE_PAGE_SIZE = 500;
@@ -41,14 +47,8 @@ export interface ReconcilePass {
   requeued: number;
   /** Rows looked at. */
   scanned: number;
-  /** Both tables were scanned to their end; false when the budget ran out first (cursor kept). */
+  /** Every scan ran to their end; false when the budget ran out first (cursor kept). */
   exhausted: boolean;
-}
-
-/** A position in the scan order, the timestamp as exact text (microseconds, which a JS Date drops). */
-interface Cursor {
-  at: string;
-  id: string;
 }
 
 function parseCursor(saved: string | null): Cursor | null {
@@ -61,13 +61,6 @@ function parseCursor(saved: string | null): Cursor | null {
     return null; // unreadable: start from the beginning
   }
 }
-
-/** A timestamp as ISO text with microseconds, so the cursor and the re-read compare exactly. */
-const exactTime = (column: PgColumn) =>
-  sql<string>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
-
-const after = (column: PgColumn, id: PgColumn, cursor: Cursor | null) =>
-  cursor ? sql`(${column}, ${id}) > (${cursor.at}::timestamptz, ${cursor.id}::uuid)` : undefined;
 
 /** What one page of a table scan found: a candidate whose job may need adding. */
 interface Candidate {
@@ -87,95 +80,62 @@ interface Scan {
   current(ids: string[]): Promise<Map<string, string>>;
 }
 
-function orderScan(ctx: Context): Scan {
-  const key = (row: { status: string; attempt: number; at: string }) =>
-    `${row.status}/${row.attempt}/${row.at}`;
+/** A scan over rows that each want one job of `queue`, whose data `dataOf` derives from the row. */
+function scanOf<R extends WaitingRow, Q extends QueueName>(
+  ctx: Context,
+  name: string,
+  read: (opts: { after: Cursor | null; before: Date; limit: number }) => Promise<R[]>,
+  keys: (ids: string[]) => Promise<Map<string, string>>,
+  job: (row: R) => { queue: Q; data: JobData[Q] },
+): Scan {
   return {
-    name: 'orders',
+    name,
     async page(cursor, before, limit) {
-      const rows = await ctx.db
-        .select({
-          id: orders.id,
-          status: orders.status,
-          attempt: orders.attempt,
-          priority: orders.priority,
-          at: exactTime(orders.updatedAt),
-        })
-        .from(orders)
-        .where(
-          and(
-            inArray(orders.status, ['received', 'allocated']),
-            lt(orders.updatedAt, before),
-            after(orders.updatedAt, orders.id, cursor),
-          ),
-        )
-        .orderBy(asc(orders.updatedAt), asc(orders.id))
-        .limit(limit);
-      const candidates = rows.map((order): Candidate => {
-        const priority = order.priority as Priority;
-        const common = { id: order.id, key: key(order) };
-        const stage = order.status === 'received' ? 'allocation' : 'dispatch';
-        const data = { orderId: order.id, attempt: order.attempt };
+      const rows = await read({ after: cursor, before, limit });
+      const candidates = rows.map((row): Candidate => {
+        const { queue, data } = job(row);
         return {
-          ...common,
-          queue: ctx.queues.byName[stage],
-          jobId: TOPOLOGY[stage].jobId(data),
-          add: () => ctx.queues.add(stage, data, priority),
+          id: row.id,
+          key: row.key,
+          queue: ctx.queues.byName[queue],
+          jobId: TOPOLOGY[queue].jobId(data),
+          add: () => ctx.queues.add(queue, data, row.priority),
         };
       });
       const last = rows.at(-1);
       return { rows: candidates, last: last && { at: last.at, id: last.id } };
     },
-    async current(ids) {
-      const rows = await ctx.db
-        .select({
-          id: orders.id,
-          status: orders.status,
-          attempt: orders.attempt,
-          at: exactTime(orders.updatedAt),
-        })
-        .from(orders)
-        .where(inArray(orders.id, ids));
-      return new Map(rows.map((row) => [row.id, key(row)]));
-    },
+    current: keys,
   };
 }
 
-function notificationScan(ctx: Context): Scan {
-  return {
-    name: 'notifications',
-    async page(cursor, before, limit) {
-      const rows = await ctx.db
-        .select({ id: notifications.id, priority: orders.priority, at: exactTime(notifications.createdAt) })
-        .from(notifications)
-        .innerJoin(orders, eq(orders.id, notifications.orderId))
-        .where(
-          and(
-            eq(notifications.state, 'pending'),
-            lt(notifications.createdAt, before),
-            after(notifications.createdAt, notifications.id, cursor),
-          ),
-        )
-        .orderBy(asc(notifications.createdAt), asc(notifications.id))
-        .limit(limit);
-      const candidates = rows.map((row): Candidate => ({
-        id: row.id,
-        key: 'pending',
-        queue: ctx.queues.byName.notification,
-        jobId: TOPOLOGY.notification.jobId({ notificationId: row.id }),
-        add: () => ctx.queues.add('notification', { notificationId: row.id }, row.priority as Priority),
-      }));
-      const last = rows.at(-1);
-      return { rows: candidates, last: last && { at: last.at, id: last.id } };
-    },
-    async current(ids) {
-      const rows = await ctx.db
-        .select({ id: notifications.id, state: notifications.state })
-        .from(notifications)
-        .where(inArray(notifications.id, ids));
-      return new Map(rows.map((row) => [row.id, row.state]));
-    },
-  };
+function scansOf(ctx: Context): Scan[] {
+  return [
+    scanOf(
+      ctx,
+      'orders',
+      (opts) => ordersWaiting(ctx.db, ['received', 'allocated'], opts),
+      (ids) => orderKeys(ctx.db, ids),
+      (order) => ({
+        queue: order.status === 'received' ? 'allocation' : 'dispatch',
+        data: { orderId: order.id, attempt: order.attempt },
+      }),
+    ),
+    scanOf(
+      ctx,
+      'notifications',
+      (opts) => notificationsWaiting(ctx.db, opts),
+      (ids) => notificationKeys(ctx.db, ids),
+      (row) => ({ queue: 'notification', data: { notificationId: row.id } }),
+    ),
+    scanOf(
+      ctx,
+      'cancellations',
+      (opts) => cancellationsWaiting(ctx.db, opts),
+      (ids) => parcelKeys(ctx.db, ids),
+      (row) => ({ queue: 'cancellation', data: { shipmentId: row.id } }),
+    ),
+  ];
 }
 
 /**
@@ -226,11 +186,11 @@ end
 return 0`;
 
 /**
- * The database is the source of truth: any order waiting for a stage, and any unsent
- * notification, whose job is missing from Redis (flushed, restarted, a crash between commit and
+ * The database is the source of truth: any order waiting for a stage, any unsent notification
+ * and any parcel whose booking must still be cancelled, whose job is missing from Redis (flushed, restarted, a crash between commit and
  * enqueue) gets its job again. Runs in every worker process; a Redis lock lets one at a time work.
  *
- * Each table is walked in (time, id) order with a keyset cursor kept in Redis, a page of each in
+ * Each scan is walked in (time, id) order with a keyset cursor kept in Redis, a page of each in
  * turn, until both are exhausted or the pass's budget runs out; the next pass, in whichever
  * process, resumes where this one stopped. So a lost row is reached however many live rows sort
  * before it.
@@ -255,7 +215,7 @@ export async function reconcileOnce(ctx: Context, options: ReconcileOptions = {}
   const deadline = started + budgetMs;
   const before = new Date(started - ctx.config.reconcileGraceMs);
   const scans = await Promise.all(
-    [orderScan(ctx), notificationScan(ctx)].map(async (scan) => {
+    scansOf(ctx).map(async (scan) => {
       const cursorKey = `${base}:cursor:${scan.name}`;
       return { scan, cursorKey, cursor: parseCursor(await ctx.redis.get(cursorKey)), done: false };
     }),
@@ -263,7 +223,7 @@ export async function reconcileOnce(ctx: Context, options: ReconcileOptions = {}
   let requeued = 0;
   let scanned = 0;
   try {
-    // A page of each table in turn, so a long backlog in one does not starve the other.
+    // A page of each scan in turn, so a long backlog in one does not starve the other.
     while (scans.some((s) => !s.done) && Date.now() < deadline && !options.signal?.aborted) {
       for (const state of scans) {
         if (state.done || Date.now() >= deadline || options.signal?.aborted) continue;
