@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from './config.js';
-import { startProcess, type Role } from './runtime.js';
+import { startProcess, type Role, type RunningProcess } from './runtime.js';
 
 const ROLES: Role[] = ['all', 'api', 'worker'];
 
@@ -7,17 +7,14 @@ async function main() {
   const role = (process.argv[2] ?? 'all') as Role;
   if (!ROLES.includes(role)) throw new ConfigError(`unknown role "${role}" (use ${ROLES.join(', ')})`);
   const config = loadConfig();
-  const running = await startProcess(role, config);
-  const { log } = running.ctx;
-  log.info(
-    { role, port: config.port, queuePrefix: config.queuePrefix, database: running.ctx.database.kind },
-    'surgeline started',
-  );
-
+  // Handlers first: a SIGTERM that arrives while the process starts still stops it cleanly.
+  let running: RunningProcess | undefined;
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    if (!running) return; // still starting: main() stops it as soon as it is up
+    const { log } = running.ctx;
     log.info({ signal }, 'shutting down: no new work, finishing jobs in flight');
     const force = setTimeout(() => {
       log.warn(
@@ -37,6 +34,16 @@ async function main() {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  running = await startProcess(role, config);
+  running.ctx.log.info(
+    { role, port: config.port, queuePrefix: config.queuePrefix, database: running.ctx.database.kind },
+    'surgeline started',
+  );
+  if (stopping) {
+    stopping = false;
+    await shutdown('SIGTERM');
+  }
 }
 
 main().catch((error) => {
