@@ -4,14 +4,16 @@ import Fastify, {
   type FastifyInstance,
   type RouteOptions,
 } from 'fastify';
+import secureJson from 'secure-json-parse';
 import type { Context } from '../context.js';
+import { AppError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { adminAuthenticator, shopAuthenticator } from './plugins/auth.js';
 import { registerBoard } from './plugins/board.js';
 import { registerDocs } from './plugins/docs.js';
-import { registerErrorHandling } from './plugins/errors.js';
+import { clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './plugins/errors.js';
 import { registerShopRateLimit } from './plugins/rate-limit.js';
-import { createValidatorCompiler } from './plugins/validation.js';
+import { compileTextual, createValidatorCompiler, type StrictValidator } from './plugins/validation.js';
 import { adminRoutes } from './routes/admin.js';
 import { carrierEventRoutes } from './routes/carrier-events.js';
 import { orderRoutes } from './routes/orders.js';
@@ -33,6 +35,8 @@ export interface AppOptions {
 }
 
 const ONE_MIB = 1024 * 1024;
+/** What secure-json-parse throws for a prototype-poisoning key. */
+const POISONED = /forbidden prototype property/;
 
 function routePattern(url: string): RegExp {
   const escaped = url
@@ -54,10 +58,27 @@ export async function buildApp({ ctx, metrics, surface = 'full' }: AppOptions): 
     // Per-request lines would drown a surge in noise; metrics count requests, errors are logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ONE_MIB,
-    return503OnClosing: true,
+    // Closing answers 503 problem+json from a hook (registerErrorHandling), not Fastify's plain JSON.
+    return503OnClosing: false,
     forceCloseConnections: true,
+    // Above every id's maxLength, so the schema (→ 404) decides; longer still → 404 as well.
+    routerOptions: { maxParamLength: 256 },
+    // What Fastify would answer by itself (bad URL encoding, over-long parameter) is problem+json.
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
   });
   app.setValidatorCompiler(createValidatorCompiler());
+  // Path parameters are checked before any route's own preValidation (a carrier lookup, say):
+  // an id its schema refuses (U+0000, which no database can compare; too long) names nothing → 404.
+  const paramChecks = new WeakMap<object, StrictValidator>();
+  app.addHook('preValidation', async (request) => {
+    const schema = request.routeOptions.schema?.params as object | undefined;
+    if (!schema) return;
+    let check = paramChecks.get(schema);
+    if (!check) paramChecks.set(schema, (check = compileTextual(schema)));
+    if (!check({ ...(request.params as object) }))
+      throw new AppError(404, 'not_found', 'Nothing here has that id.');
+  });
 
   const routes: { pattern: RegExp; methods: Set<string> }[] = [];
   app.addHook('onRoute', (route) => {
@@ -71,12 +92,22 @@ export async function buildApp({ ctx, metrics, surface = 'full' }: AppOptions): 
     const text = body as string;
     request.rawBody = text;
     if (text.trim() === '') return done(null, undefined);
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(text));
-    } catch {
-      const error = new SyntaxError('malformed JSON');
-      done(error, undefined);
+      parsed = secureJson.parse(text, null, { protoAction: 'error', constructorAction: 'error' });
+    } catch (error) {
+      // Valid JSON holding a `__proto__` or `constructor.prototype` key, which could poison objects built from it.
+      if (POISONED.test((error as Error).message)) {
+        return done(
+          new AppError(400, 'validation_failed', 'The request is not valid; see errors.', {
+            errors: [{ path: 'body', message: 'must not hold a "__proto__" or "constructor.prototype" key' }],
+          }),
+          undefined,
+        );
+      }
+      return done(new SyntaxError('malformed JSON'), undefined);
     }
+    done(null, parsed);
   });
 
   app.addHook('onResponse', async (request, reply) => {

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Duplex } from 'node:stream';
 import { AppError } from '../../errors.js';
 
 export interface ProblemFields {
@@ -15,10 +16,13 @@ const TITLES: Record<number, string> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   409: 'Conflict',
+  408: 'Request Timeout',
   413: 'Content Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
@@ -68,30 +72,92 @@ export function validationErrors(part: string, issues: AjvIssue[]) {
   });
 }
 
-/** A dependency (Redis, the database) that is not answering: the caller should come back. */
-export function isUnavailable(error: unknown): boolean {
-  const e = error as { code?: string; message?: string; name?: string };
-  const code = e?.code ?? '';
-  const message = e?.message ?? '';
-  return (
-    [
-      'ECONNREFUSED',
-      'ECONNRESET',
-      'ETIMEDOUT',
-      'EPIPE',
-      'ENOTFOUND',
-      'CONNECTION_CLOSED',
-      'CONNECTION_ENDED',
-      'CONNECT_TIMEOUT',
-      'CONNECTION_DESTROYED',
-      '57P01',
-      '57P03',
-      '53300',
-    ].includes(code) ||
-    /Connection is closed|Stream isn't writeable|enableOfflineQueue|PGlite is closed|MaxRetriesPerRequest|connect ECONNREFUSED/i.test(
-      message,
+/** Node socket and postgres.js connection codes: the other end is not there (or went away). */
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_DESTROYED',
+]);
+
+/**
+ * SQLSTATEs of a server that cannot serve us now: class 08 (connection exception), 57P01–57P05
+ * (admin/crash shutdown, cannot connect now, idle session timeout…), 53300 (too many connections).
+ */
+const UNAVAILABLE_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[0-9]|53300)$/;
+
+/** Messages of clients that have no code: PGlite, ioredis, BullMQ. */
+const UNAVAILABLE_MESSAGE =
+  /PGlite is closed|PGlite is not ready|Connection is closed|Connection terminated|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|connect ECONNREFUSED|Client has encountered a connection error/i;
+
+/**
+ * Every error a failure is made of: the error, its `.cause` chain (drizzle wraps the driver's
+ * error in a DrizzleQueryError) and the members of an AggregateError (a connect to several addresses).
+ */
+export function errorChain(error: unknown): unknown[] {
+  const seen = new Set<unknown>();
+  const pending = [error];
+  while (pending.length > 0 && seen.size < 32) {
+    const current = pending.shift();
+    if (current === null || current === undefined || seen.has(current)) continue;
+    seen.add(current);
+    if (typeof current !== 'object') continue;
+    const { cause } = current as { cause?: unknown };
+    if (cause !== undefined) pending.push(cause);
+    if (current instanceof AggregateError) pending.push(...current.errors);
+  }
+  return [...seen];
+}
+
+/** The error of the chain that says the dependency is away, if one does. */
+export function unavailableCause(error: unknown): { code?: string; message?: string } | undefined {
+  for (const link of errorChain(error)) {
+    if (typeof link !== 'object' || link === null) continue;
+    const { code, message } = link as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && code !== '') {
+      if (CONNECTION_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code))
+        return link as { code: string; message?: string };
+      // An error with a code is decided by it: a server's message may quote the query's values.
+      continue;
+    }
+    // Only a client's own code-less errors are read by message, never a DrizzleQueryError's,
+    // whose message holds the query's parameters, i.e. anyone's text.
+    if (
+      typeof message === 'string' &&
+      !message.startsWith('Failed query:') &&
+      UNAVAILABLE_MESSAGE.test(message)
     )
-  );
+      return link as { message: string };
+  }
+  return undefined;
+}
+
+/**
+ * A dependency (Redis, the database) that is not answering: the caller should come back. Reads
+ * the whole cause chain, so a driver error wrapped by drizzle counts; for workers too.
+ */
+export function isUnavailable(error: unknown): boolean {
+  return unavailableCause(error) !== undefined;
+}
+
+/** Answers 503 with Retry-After for a dependency that is away. */
+export function sendUnavailable(reply: FastifyReply) {
+  reply.header('retry-after', '5');
+  return sendProblem(reply, {
+    status: 503,
+    code: 'unavailable',
+    detail: 'A dependency of the service is not answering; retry shortly.',
+  });
 }
 
 const FASTIFY_CODES: Record<string, ProblemFields> = {
@@ -118,6 +184,57 @@ const FASTIFY_CODES: Record<string, ProblemFields> = {
   },
 };
 
+const NO_SUCH_ID: ProblemFields = { status: 404, code: 'not_found', detail: 'Nothing here has that id.' };
+
+/**
+ * Fastify's `frameworkErrors`: what the router answers by itself. A path it cannot decode
+ * (`%E0%A4%A`) or a parameter over `maxParamLength` names nothing, so 404 like an unknown id.
+ */
+export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH')
+    return sendProblem(reply, NO_SUCH_ID);
+  return sendProblem(reply, {
+    status: 500,
+    code: 'internal_error',
+    detail: 'Something went wrong on our side.',
+  });
+}
+
+const CLIENT_ERRORS: Record<string, ProblemFields> = {
+  ERR_HTTP_REQUEST_TIMEOUT: {
+    status: 408,
+    code: 'request_timeout',
+    detail: 'The request took too long to arrive.',
+  },
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    code: 'headers_too_large',
+    detail: 'The request headers are too large.',
+  },
+};
+
+/**
+ * Node's `clientError` (a request the HTTP parser refuses, e.g. a NUL in a header): the same
+ * problem+json as every other answer, written on the socket since there is no request object.
+ */
+export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Duplex) {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const fields = CLIENT_ERRORS[error.code ?? ''] ?? {
+    status: 400,
+    code: 'bad_request',
+    detail: 'The request is not valid HTTP.',
+  };
+  if (socket.writable) {
+    const body = JSON.stringify(problem(fields));
+    socket.write(
+      `HTTP/1.1 ${fields.status} ${TITLES[fields.status] ?? 'Error'}\r\n` +
+        `Content-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Connection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
 export function registerErrorHandling(
   app: FastifyInstance,
   knownRoutes: () => { pattern: RegExp; methods: Set<string> }[],
@@ -133,6 +250,8 @@ export function registerErrorHandling(
       });
     }
     if (error.validation) {
+      // Every path parameter is an id: one that cannot be valid names nothing, so it is 404.
+      if (error.validationContext === 'params') return sendProblem(reply, NO_SUCH_ID);
       const part = PART_NAMES[error.validationContext ?? 'body'] ?? 'body';
       return sendProblem(reply, {
         status: 400,
@@ -150,14 +269,13 @@ export function registerErrorHandling(
         detail: 'The request body is not valid JSON.',
       });
     }
-    if (isUnavailable(error)) {
-      request.log.warn({ err: error.message }, 'dependency unavailable');
-      reply.header('retry-after', '5');
-      return sendProblem(reply, {
-        status: 503,
-        code: 'unavailable',
-        detail: 'A dependency of the service is not answering; retry shortly.',
-      });
+    const away = unavailableCause(error);
+    if (away) {
+      request.log.warn(
+        { err: [away.code, away.message].filter(Boolean).join(': ') },
+        'dependency unavailable',
+      );
+      return sendUnavailable(reply);
     }
     if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
       return sendProblem(reply, { status: error.statusCode, code: 'bad_request', detail: error.message });
@@ -167,6 +285,23 @@ export function registerErrorHandling(
       status: 500,
       code: 'internal_error',
       detail: 'Something went wrong on our side.',
+    });
+  });
+
+  // A request arriving while the server closes: 503 problem+json (the app is built with
+  // return503OnClosing: false, since Fastify's own 503 is a plain JSON body).
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    reply.header('retry-after', '5');
+    return sendProblem(reply, {
+      status: 503,
+      code: 'unavailable',
+      detail: 'The server is shutting down; retry shortly.',
     });
   });
 
