@@ -21,6 +21,7 @@ import {
   type TestDatabase,
   type TestServer,
 } from '../helpers/harness.js';
+import { expectProblem } from '../helpers/problem.js';
 
 const SECRET = 'carrier-secret-123';
 const CARRIER_KEY = 'carrier-api-key-do-not-leak';
@@ -41,22 +42,6 @@ interface CarrierItem {
   breaker: { state: string; since: string | null };
   successRate: number | null;
   [key: string]: unknown;
-}
-
-function expectProblem(
-  response: { statusCode: number; headers: Record<string, unknown>; json(): any },
-  status: number,
-) {
-  expect(response.statusCode).toBe(status);
-  expect(String(response.headers['content-type'])).toMatch(/^application\/problem\+json/);
-  const body = response.json();
-  expect(body).toMatchObject({
-    status,
-    type: expect.any(String),
-    title: expect.any(String),
-    code: expect.any(String),
-  });
-  return body as { code: string; errors?: { path: string; message: string }[] };
 }
 
 describe('operator routes (/v1/admin)', () => {

@@ -10,6 +10,7 @@ import {
   waitForOrderStatus,
 } from '../helpers/fixtures.js';
 import { startTestServer, testDatabase, type TestDatabase, type TestServer } from '../helpers/harness.js';
+import { expectProblem } from '../helpers/problem.js';
 
 const SECRET = 'carrier-events-secret-1';
 const OTHER_SECRET = 'other-carrier-secret-2';
@@ -104,15 +105,6 @@ describe('carrier events and the tracking page', () => {
     });
     const text = await response.text();
     return { status: response.status, contentType: response.headers.get('content-type') ?? '', text };
-  }
-
-  function expectProblem(answer: { status: number; contentType: string; text: string }, status: number) {
-    expect(answer.status).toBe(status);
-    expect(answer.contentType).toMatch(/^application\/problem\+json/);
-    const problem = JSON.parse(answer.text);
-    expect(problem).toMatchObject({ status, code: expect.any(String), title: expect.any(String) });
-    expect(answer.text).not.toMatch(/\bat .*\.(ts|js):\d+/); // no stack trace
-    return problem as { code: string; errors?: { path: string; message: string }[] };
   }
 
   function expect2xx(status: number) {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { notifications, orderEvents, orderItems, orders } from '../../src/db/schema.js';
 import { createShop, newKey, orderBody, seedShopWithStock, shopHeaders } from '../helpers/fixtures.js';
 import { startTestServer, testDatabase, type TestDatabase, type TestServer } from '../helpers/harness.js';
+import { expectProblem } from '../helpers/problem.js';
 
 const PUBLIC_URL = 'https://track.surgeline.test';
 const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
@@ -19,26 +20,6 @@ const TRACKING_TOKEN = /^[A-Za-z0-9_-]{22,}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Shop = { id: string; apiKey: string; webhookSecret: string };
-
-/** An RFC 9457 problem with the contract's fields, and nothing that looks like a stack or SQL. */
-function expectProblem(response: LightMyRequestResponse, status: number, code?: string) {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-  const body = response.json();
-  expect(body).toMatchObject({ status });
-  for (const field of ['type', 'title', 'detail', 'code'] as const)
-    expect(typeof body[field], field).toBe('string');
-  if (code) expect(body.code).toBe(code);
-  expect(response.body).not.toMatch(/\n\s+at |node_modules|\.ts:\d+|SELECT |INSERT |"stack"/);
-  return body as {
-    type: string;
-    title: string;
-    status: number;
-    detail: string;
-    code: string;
-    errors?: { path: string; message: string }[];
-  };
-}
 
 function expectValidationError(response: LightMyRequestResponse, path: string) {
   const body = expectProblem(response, 400, 'validation_failed');

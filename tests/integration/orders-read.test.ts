@@ -29,6 +29,7 @@ import {
   type TestDatabase,
   type TestServer,
 } from '../helpers/harness.js';
+import { expectProblem } from '../helpers/problem.js';
 
 const SECRET = 'carrier-secret-123';
 const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
@@ -44,18 +45,6 @@ type Accepted = {
 
 function address(region: string) {
   return { region, line1: '1 Century Avenue', city: 'Shanghai', postalCode: '200120', country: 'CN' };
-}
-
-function expectProblem(response: LightMyRequestResponse, status: number, code?: string) {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-  const body = response.json();
-  expect(body).toMatchObject({ status });
-  for (const field of ['type', 'title', 'detail', 'code'] as const)
-    expect(typeof body[field], field).toBe('string');
-  if (code) expect(body.code).toBe(code);
-  expect(response.body).not.toMatch(/\n\s+at |node_modules|\.ts:\d+|SELECT |"stack"/);
-  return body as { code: string; errors?: { path: string; message: string }[] };
 }
 
 function expectValidationError(response: LightMyRequestResponse, path: string) {

@@ -17,27 +17,11 @@ import {
   type TestDatabase,
   type TestServer,
 } from '../helpers/harness.js';
+import { answerOf, expectProblem } from '../helpers/problem.js';
 
 const SECRET = 'service-carrier-secret';
 const CLOSED_REDIS = 'redis://127.0.0.1:6390';
 const QUEUES = ['allocation', 'dispatch', 'notification'];
-
-function expectProblem(response: Response, status: number) {
-  expect(response.status).toBe(status);
-  expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-}
-
-async function problemOf(response: Response, status: number) {
-  expectProblem(response, status);
-  const body = await response.json();
-  expect(body).toMatchObject({
-    status,
-    type: expect.any(String),
-    title: expect.any(String),
-    code: expect.any(String),
-  });
-  return body as { code: string };
-}
 
 function expectRetryAfter(response: Response) {
   const retryAfter = response.headers.get('retry-after');
@@ -103,7 +87,7 @@ describe('service endpoints', () => {
     it('stays alive: /healthz 200, /readyz 503 problem+json with Retry-After', async () => {
       expect((await fetch(`${down.url}/healthz`)).status).toBe(200);
       const ready = await fetch(`${down.url}/readyz`);
-      await problemOf(ready, 503);
+      expectProblem(await answerOf(ready), 503);
       expectRetryAfter(ready);
       // The healthy process is not affected by its neighbour.
       expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
@@ -119,7 +103,7 @@ describe('service endpoints', () => {
       });
       expect([202, 503]).toContain(response.status);
       if (response.status === 503) {
-        await problemOf(response, 503);
+        expectProblem(await answerOf(response), 503);
         expectRetryAfter(response);
         const stored = await server.ctx.db
           .select()
@@ -150,7 +134,7 @@ describe('service endpoints', () => {
         headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
         signal: AbortSignal.timeout(15_000),
       });
-      await problemOf(board, 503);
+      expectProblem(await answerOf(board), 503);
       expectRetryAfter(board);
     });
 
@@ -259,7 +243,7 @@ describe('service endpoints', () => {
   describe('unknown routes and methods', () => {
     it('answers an unknown route with 404 problem+json', async () => {
       for (const path of ['/nope', '/v1/nothing-here', '/v2/orders']) {
-        const body = await problemOf(await fetch(`${server.url}${path}`), 404);
+        const body = expectProblem(await answerOf(await fetch(`${server.url}${path}`)), 404);
         expect(body).not.toHaveProperty('stack');
       }
     });
@@ -276,7 +260,7 @@ describe('service endpoints', () => {
       for (const { method, path, allowed } of cases) {
         const response = await fetch(`${server.url}${path}`, { method });
         expect(`${method} ${path} → ${response.status}`).toBe(`${method} ${path} → 405`);
-        await problemOf(response, 405);
+        expectProblem(await answerOf(response), 405);
         const allow = (response.headers.get('allow') ?? '').split(',').map((m) => m.trim());
         for (const m of allowed) expect(allow).toContain(m);
         expect(allow).not.toContain(method);
@@ -286,10 +270,13 @@ describe('service endpoints', () => {
 
   describe('Bull Board', () => {
     it('needs the admin token', async () => {
-      expectProblem(await fetch(`${server.url}/admin/queues`), 401);
-      expectProblem(await fetch(`${server.url}/admin/queues?token=wrong`), 401);
-      expectProblem(await fetch(`${server.url}/admin/queues`, { headers: shopHeaders(shop.apiKey) }), 401);
-      expectProblem(await fetch(`${server.url}/admin/queues/api/queues`), 401);
+      expectProblem(await answerOf(await fetch(`${server.url}/admin/queues`)), 401);
+      expectProblem(await answerOf(await fetch(`${server.url}/admin/queues?token=wrong`)), 401);
+      expectProblem(
+        await answerOf(await fetch(`${server.url}/admin/queues`, { headers: shopHeaders(shop.apiKey) })),
+        401,
+      );
+      expectProblem(await answerOf(await fetch(`${server.url}/admin/queues/api/queues`)), 401);
     });
 
     it('opens with the bearer token', async () => {
@@ -315,7 +302,11 @@ describe('service endpoints', () => {
       expect(api.status).toBe(200);
       // A made-up cookie is not the admin's.
       expectProblem(
-        await fetch(`${server.url}/admin/queues`, { headers: { cookie: `${cookie.split('=')[0]}=forged` } }),
+        await answerOf(
+          await fetch(`${server.url}/admin/queues`, {
+            headers: { cookie: `${cookie.split('=')[0]}=forged` },
+          }),
+        ),
         401,
       );
     });
