@@ -14,7 +14,7 @@ import { registerDocs } from './plugins/docs.js';
 import { clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './plugins/errors.js';
 import { registerShopRateLimit } from './plugins/rate-limit.js';
 import { compileTextual, createValidatorCompiler, type StrictValidator } from './plugins/validation.js';
-import { adminRoutes } from './routes/admin.js';
+import { adminRoutes } from './routes/admin/index.js';
 import { carrierEventRoutes } from './routes/carrier-events.js';
 import { orderRoutes } from './routes/orders.js';
 import { serviceRoutes } from './routes/service.js';

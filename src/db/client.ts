@@ -45,6 +45,8 @@ export function openDatabase(databaseUrl: string | undefined, dataDir: string): 
     connect_timeout: 5,
     // A dead server must not hang a request forever.
     idle_timeout: 30,
+    // Reconnect within a second (postgres.js backs off up to 20 s), so an outage answers 503 at once and recovery is quick.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
   });
   const db = drizzlePostgres({ client, schema }) as unknown as Db;
   return {

@@ -326,3 +326,22 @@ export function registerErrorHandling(
     });
   });
 }
+
+/**
+ * The problem object an error answers with, wherever it is answered (the error handler, a batch
+ * entry, Bull Board's scope): our AppError as it says, an unavailable dependency as 503, anything
+ * else as a 500 that says nothing of its cause.
+ */
+export function problemOf(error: unknown) {
+  if (error instanceof AppError) {
+    return problem({ status: error.status, code: error.code, detail: error.message, errors: error.errors });
+  }
+  if (isUnavailable(error)) {
+    return problem({
+      status: 503,
+      code: 'unavailable',
+      detail: 'A dependency of the service is not answering; retry shortly.',
+    });
+  }
+  return problem({ status: 500, code: 'internal_error', detail: 'Something went wrong on our side.' });
+}

@@ -11,7 +11,7 @@ import { intake, type NewOrder } from '../../steps/intake.js';
 import { decodeCursor, page } from '../pagination.js';
 import { problem, problemOf, validationErrors } from '../plugins/errors.js';
 import { shopOf } from '../plugins/auth.js';
-import { makeAjv } from '../plugins/validation.js';
+import { compileStrict } from '../plugins/validation.js';
 import {
   BatchBody,
   BatchOrder,
@@ -73,7 +73,7 @@ async function shopOrder(ctx: Context, request: FastifyRequest<{ Params: { id: s
 
 export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
   // Each order of a batch is validated as the single POST's body is: strictly, no coercion.
-  const validateBatchOrder = makeAjv({ coerceTypes: false }).compile(BatchOrder);
+  const validateBatchOrder = compileStrict(BatchOrder);
 
   app.post<{ Body: OrderBody; Headers: { 'idempotency-key': string } }>(
     '/v1/orders',
