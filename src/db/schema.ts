@@ -267,3 +267,16 @@ export const feedback = pgTable('feedback', {
   comment: text('comment'),
   createdAt: createdAt(),
 });
+
+/**
+ * A region locked down by an operator: its orders go `on_hold` until the row is lifted (deleted)
+ * or `until` passes. One row per region: a second lockdown replaces the first.
+ */
+export const regionLockdowns = pgTable('region_lockdowns', {
+  region: text('region').primaryKey(),
+  reason: text('reason').notNull(),
+  /** When the lockdown lifts by itself; null: until an operator lifts it. */
+  until: time('until'),
+  createdAt: createdAt(),
+  updatedAt: time('updated_at').notNull().defaultNow(),
+});
