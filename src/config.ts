@@ -19,6 +19,8 @@ export interface Config {
   carrierTimeoutMs: number;
   /** Booking calls to one carrier for one parcel before it fails over (contract: at most 5). */
   dispatchAttempts: number;
+  /** How often a worker process re-reads the carriers (new carriers, changed rate limits). */
+  carrierRefreshMs: number;
   /** How long past its expected event time a parcel counts as overdue. */
   overdueGraceHours: number;
   notificationAttempts: number;
@@ -28,6 +30,17 @@ export interface Config {
   workerStalledIntervalMs: number;
   workerConcurrency: number;
   defaultTransitHours: number;
+  /** Carrier circuit breakers (BREAKER_*); every process should run with the same. */
+  breaker: {
+    failureThreshold: number;
+    /** 0–1 */
+    failureRate: number;
+    minimumCalls: number;
+    windowMs: number;
+    coolDownMs: number;
+    halfOpenProbes: number;
+    halfOpenSuccesses: number;
+  };
 }
 
 /** Thrown for a bad variable; the process prints its one-line message and exits. */
@@ -103,6 +116,7 @@ export function loadConfig(env: Env = process.env): Config {
     publicUrl: url(env, 'PUBLIC_URL', `http://localhost:${port}`, ['http:', 'https:']),
     carrierTimeoutMs: int(env, 'CARRIER_TIMEOUT_MS', 10_000, 10, 120_000),
     dispatchAttempts: int(env, 'DISPATCH_ATTEMPTS', 5, 1, 5),
+    carrierRefreshMs: int(env, 'CARRIER_REFRESH_MS', 2000, 100, 600_000),
     overdueGraceHours: int(env, 'OVERDUE_GRACE_HOURS', 12, 0, 24 * 30),
     notificationAttempts: int(env, 'NOTIFICATION_ATTEMPTS', 160, 1, 10_000),
     reconcileIntervalMs: int(env, 'RECONCILE_INTERVAL_MS', 15_000, 100, 3_600_000),
@@ -111,5 +125,14 @@ export function loadConfig(env: Env = process.env): Config {
     workerStalledIntervalMs: int(env, 'WORKER_STALLED_INTERVAL_MS', 30_000, 500, 600_000),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000),
     defaultTransitHours: int(env, 'DEFAULT_TRANSIT_HOURS', 48, 1, 24 * 60),
+    breaker: {
+      failureThreshold: int(env, 'BREAKER_FAILURE_THRESHOLD', 5, 1, 10_000),
+      failureRate: int(env, 'BREAKER_FAILURE_RATE_PERCENT', 50, 1, 100) / 100,
+      minimumCalls: int(env, 'BREAKER_MINIMUM_CALLS', 10, 1, 100_000),
+      windowMs: int(env, 'BREAKER_WINDOW_MS', 30_000, 1_000, 3_600_000),
+      coolDownMs: int(env, 'BREAKER_COOL_DOWN_MS', 15_000, 100, 3_600_000),
+      halfOpenProbes: int(env, 'BREAKER_HALF_OPEN_PROBES', 1, 1, 1_000),
+      halfOpenSuccesses: int(env, 'BREAKER_HALF_OPEN_SUCCESSES', 2, 1, 1_000),
+    },
   };
 }

@@ -1,7 +1,16 @@
 import { Queue } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { jobPriority, type Priority } from '../domain/priority.js';
-import { QUEUE_NAMES, TOPOLOGY, type JobData, type QueueName, type QueueSettings } from './topology.js';
+import {
+  BOOKING,
+  carrierQueueName,
+  QUEUE_NAMES,
+  TOPOLOGY,
+  type BookingJob,
+  type JobData,
+  type QueueName,
+  type QueueSettings,
+} from './topology.js';
 
 export function redisConnection(url: string, options: RedisOptions = {}): Redis {
   return new Redis(url, { lazyConnect: false, ...options });
@@ -45,7 +54,38 @@ export class Queues {
     );
   }
 
+  private readonly carrierQueues = new Map<string, Queue>();
+
+  /** The booking queue of one carrier, made on first use. */
+  carrierQueue(carrierId: string): Queue {
+    let queue = this.carrierQueues.get(carrierId);
+    if (!queue) {
+      queue = new Queue(carrierQueueName(carrierId), {
+        connection: this.connection,
+        prefix: this.prefix,
+        defaultJobOptions: BOOKING.options(),
+      });
+      queue.on('error', () => {});
+      this.carrierQueues.set(carrierId, queue);
+    }
+    return queue;
+  }
+
+  /** Queues for booking calls made so far by this process. */
+  knownCarrierQueues(): Queue[] {
+    return [...this.carrierQueues.values()];
+  }
+
+  /** One booking call, after `delayMs` (a backoff or Retry-After), in its order's priority. */
+  book(job: BookingJob, priority: Priority, delayMs = 0) {
+    return this.carrierQueue(job.carrierId).add(BOOKING.jobName, job, {
+      jobId: BOOKING.jobId(job),
+      priority: jobPriority(priority),
+      ...(delayMs > 0 ? { delay: Math.ceil(delayMs) } : {}),
+    });
+  }
+
   async close(): Promise<void> {
-    await Promise.all(Object.values(this.byName).map((q) => q.close()));
+    await Promise.all([...Object.values(this.byName), ...this.carrierQueues.values()].map((q) => q.close()));
   }
 }

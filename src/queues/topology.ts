@@ -19,6 +19,15 @@ export interface OrderJob {
   orderId: string;
   attempt: number;
 }
+/** One booking call of one parcel at one carrier (a job of that carrier's queue). */
+export interface BookingJob {
+  orderId: string;
+  attempt: number;
+  shipmentId: string;
+  carrierId: string;
+  /** The parcel's n-th booking call: part of the job id, so routing twice adds one job. */
+  call: number;
+}
 export interface CancellationJob {
   shipmentId: string;
 }
@@ -35,6 +44,10 @@ export interface JobData {
 export interface QueueSettings {
   notificationAttempts: number;
 }
+
+/** The queue of one carrier's booking calls; its worker carries the carrier's rate limit. */
+export const carrierQueueName = (carrierId: string) => `dispatch.${carrierId}`;
+export const isCarrierQueue = (name: string) => name.startsWith('dispatch.');
 
 /** Finished jobs are trimmed by age and count so Redis memory stays bounded. */
 const KEEP = {
@@ -76,4 +89,15 @@ export const TOPOLOGY: { [Q in QueueName]: QueueSpec<Q> } = {
     jobId: (d) => `notification-${d.notificationId}`,
     options: (s) => ({ ...KEEP, attempts: s.notificationAttempts, backoff: { type: 'capped' } }),
   },
+};
+
+/**
+ * Booking calls, one queue per carrier (`dispatch.{carrierId}`): one call per job, and the next
+ * call is a new job (BookingJob.call in its id), so routing a parcel twice adds one job.
+ */
+export const BOOKING = {
+  jobName: 'book',
+  jobId: (d: BookingJob) => `book-${d.shipmentId}-${d.call}`,
+  // A call that throws (our database away) is retried; a carrier's answers never throw.
+  options: (): JobsOptions => ({ ...KEEP, ...DEPENDENCY_RETRIES }),
 };

@@ -5,115 +5,200 @@ import {
   attemptsOf,
   bookingFailed,
   bookingSucceeded,
+  findParcel,
   parcelsOf,
   startBooking,
   type ShipmentRow,
 } from '../db/shipments.js';
 import { reservationsOf } from '../db/stock.js';
-import { DEFAULT_BUDGET, nextBookingStep, type CarrierCandidate } from '../domain/carrier-choice.js';
+import {
+  DEFAULT_BUDGET,
+  nextBookingStep,
+  servesRegion,
+  type BreakerState,
+  type CarrierCandidate,
+} from '../domain/carrier-choice.js';
 import { expectedEventBy } from '../domain/parcels.js';
 import type { FailureReason } from '../domain/status.js';
 import type { BookingOutcome } from '../integrations/carriers/types.js';
 import { enqueueAfterCommit } from '../queues/enqueue.js';
-import type { OrderJob } from '../queues/topology.js';
+import type { BookingJob, OrderJob } from '../queues/topology.js';
 import { afterMove } from './after-move.js';
 import { cancelAtCarriers } from './cancel-booking.js';
 
+/**
+ * Dispatch, in two kinds of jobs. The order's `dispatch` job routes each parcel: carrier choice
+ * (domain/carrier-choice.ts) over the parcel's attempt history picks the carrier, and a booking
+ * job goes on that carrier's queue (`dispatch.{carrierId}`, whose worker carries the carrier's
+ * rate limit across every replica), delayed by the backoff or Retry-After if one is due. A
+ * booking job makes one call, records it, and routes the parcel again: the next call, a
+ * failover, or — no carrier left — the order fails (`no_carrier` / `carrier_failed`; the status
+ * machine's effects release the stock and cancel what was booked). The order is `dispatched`
+ * once every parcel is booked.
+ */
 export type DispatchResult =
-  | { kind: 'dispatched' | 'skipped' | 'no_carrier' | 'carrier_failed' }
+  | { kind: 'routed' | 'booked' | 'dispatched' | 'skipped' | 'held' | 'no_carrier' | 'carrier_failed' }
   /** Nothing to do before `delayMs`: the runner delays the job (not an attempt). */
   | { kind: 'wait'; delayMs: number };
 
-type ParcelResult = { kind: 'booked' | 'cancelled' } | { kind: 'wait'; delayMs: number } | { kind: 'give_up'; reason: FailureReason };
-
 /** How long to wait before asking a carrier again to confirm a cancel we need before failing over. */
 const CANCEL_RETRY_MS = 2_000;
+/** A booking call may still be in flight this long after it started (its worker may be alive). */
+const IN_FLIGHT_GRACE_MS = 5_000;
 
-/**
- * Dispatch: book every parcel of an allocated order — the carrier for each call chosen by
- * domain/carrier-choice.ts from the parcel's attempt history — then move the order to
- * `dispatched` (which takes its stock off the shelf). A parcel no carrier can take fails the
- * order `no_carrier` / `carrier_failed`; the status machine's effects release the stock and
- * cancel the parcels already booked.
- */
-export async function dispatch(ctx: Context, job: OrderJob): Promise<DispatchResult> {
-  const order = await findOrder(ctx.db, job.orderId);
-  if (!order || order.attempt !== job.attempt || order.status !== 'allocated') return { kind: 'skipped' };
+type Candidates = (CarrierRow & CarrierCandidate)[];
 
+async function candidatesOf(ctx: Context): Promise<Candidates> {
   const carriers = await allCarriers(ctx.db);
   const rates = await successRates(
     ctx.db,
     carriers.map((c) => c.id),
   );
-  const candidates = carriers.map((c) => ({ ...c, successRate: rates.get(c.id) ?? null }));
-  const reserved = await reservationsOf(ctx.db, order);
+  return carriers.map((c) => ({ ...c, successRate: rates.get(c.id) ?? null }));
+}
 
+async function breakerStates(ctx: Context, carriers: Candidates): Promise<Record<string, BreakerState>> {
+  void ctx;
+  void carriers;
+  return {};
+}
+
+/** The order's dispatch job: routes every parcel that waits for a booking. */
+export async function dispatch(ctx: Context, job: OrderJob): Promise<DispatchResult> {
+  const order = await findOrder(ctx.db, job.orderId);
+  if (!order || order.attempt !== job.attempt || order.status !== 'allocated') return { kind: 'skipped' };
+  const candidates = await candidatesOf(ctx);
   for (const parcel of await parcelsOf(ctx.db, order, ['pending', 'booking'])) {
-    const lines = reserved.filter((r) => r.warehouseId === parcel.warehouseId && r.state === 'reserved');
-    const result = await bookParcel(ctx, order, parcel, candidates, lines);
-    if (result.kind === 'wait') return result;
-    if (result.kind === 'cancelled') return { kind: 'skipped' };
-    if (result.kind === 'give_up') return fail(ctx, order, result.reason);
+    const result = await routeParcel(ctx, order, parcel, candidates);
+    if (result.kind !== 'routed') return result;
   }
+  return completeIfBooked(ctx, order);
+}
 
-  const moved = await ctx.db.transaction((tx) =>
-    transition(tx, order, { to: 'dispatched', detail: 'every parcel booked' }, ctx.config),
+/** A booking job: one call to one carrier for one parcel, then the parcel's next step. */
+export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchResult> {
+  const order = await findOrder(ctx.db, job.orderId);
+  if (!order || order.attempt !== job.attempt || order.status !== 'allocated') return { kind: 'skipped' };
+  const parcel = await findParcel(ctx.db, job.shipmentId);
+  if (!parcel || (parcel.status !== 'pending' && parcel.status !== 'booking')) return { kind: 'skipped' };
+  const attempts = await attemptsOf(ctx.db, parcel.id);
+  const latest = attempts[attempts.length - 1];
+  // This job's call is the next one, or it is this job's own call, cut off (its worker died).
+  const due =
+    attempts.length + 1 === job.call || (attempts.length === job.call && latest?.outcome === 'pending');
+  if (!due) return { kind: 'skipped' };
+
+  const candidates = await candidatesOf(ctx);
+  const carrier = candidates.find((c) => c.id === job.carrierId);
+  if (!carrier || !carrier.enabled || !servesRegion(carrier, order.region)) {
+    return routeParcel(ctx, order, parcel, candidates); // changed since the job was queued
+  }
+  const attemptId = await startBooking(ctx.db, parcel, carrier.id);
+  if (attemptId === null) return { kind: 'skipped' }; // cancelled meanwhile
+  const lines = (await reservationsOf(ctx.db, order)).filter(
+    (r) => r.warehouseId === parcel.warehouseId && r.state === 'reserved',
   );
-  // Null: cancelled or failed while booking; that move's effects cancel the bookings.
+  const outcome = await ctx.carriers.book(carrier, {
+    reference: parcel.id,
+    orderId: order.id,
+    region: order.region,
+    address: order.shippingAddress,
+    items: lines.map((l) => ({ sku: l.sku, quantity: l.quantity })),
+    contactless: order.contactless,
+    priority: order.priority,
+  });
+  if (outcome.kind === 'booked') {
+    const booked = await recordBooked(ctx, order, parcel, carrier, attemptId, outcome);
+    if (!booked) return { kind: 'skipped' };
+    const completed = await completeIfBooked(ctx, order);
+    return completed.kind === 'routed' ? { kind: 'booked' } : completed;
+  }
+  await bookingFailed(ctx.db, attemptId, parcel.id, callResult(outcome));
+  ctx.log.warn(
+    {
+      orderId: order.id,
+      shipmentId: parcel.id,
+      carrierId: carrier.id,
+      outcome: outcome.kind,
+      httpStatus: outcome.httpStatus,
+    },
+    outcome.kind === 'transient' && outcome.carrierFault === 'auth'
+      ? 'carrier rejected our credentials (a carrier fault)'
+      : 'booking call did not book',
+  );
+  const next = await findParcel(ctx.db, parcel.id);
+  if (!next || next.status !== 'pending') return { kind: 'skipped' };
+  return routeParcel(ctx, order, next, candidates);
+}
+
+/**
+ * The parcel's next step from its history: a booking job on the chosen carrier's queue (delayed
+ * when a backoff is due), a cancel at a carrier given up after an ambiguous answer (before the
+ * next is tried), or the order's failure.
+ */
+async function routeParcel(
+  ctx: Context,
+  order: LoadedOrder,
+  parcel: ShipmentRow,
+  candidates: Candidates,
+): Promise<DispatchResult> {
+  const budget = { ...DEFAULT_BUDGET, maxAttempts: ctx.config.dispatchAttempts };
+  for (;;) {
+    const attempts = await attemptsOf(ctx.db, parcel.id);
+    const latest = attempts[attempts.length - 1];
+    const inFlight =
+      parcel.status === 'booking' &&
+      latest?.outcome === 'pending' &&
+      Date.now() - latest.at.getTime() < ctx.config.carrierTimeoutMs + IN_FLIGHT_GRACE_MS;
+    if (inFlight) return { kind: 'routed' }; // its booking job answers for it
+    const decision = nextBookingStep({
+      candidates,
+      region: order.region,
+      attempts,
+      breakers: await breakerStates(ctx, candidates),
+      now: new Date(),
+      budget,
+    });
+    if (decision.kind === 'give_up') return fail(ctx, order, decision.reason);
+    if (decision.kind === 'cancel_first') {
+      // An ambiguous answer (timeout) there: the parcel must never be live at two carriers.
+      const cancelled = await cancelAtCarriers(ctx, parcel.id, decision.carrierId);
+      if (cancelled === 'retry') return { kind: 'wait', delayMs: CANCEL_RETRY_MS };
+      continue;
+    }
+    const delayMs = decision.kind === 'retry_in' ? decision.delayMs : 0;
+    const job = {
+      orderId: order.id,
+      attempt: order.attempt,
+      shipmentId: parcel.id,
+      carrierId: decision.carrierId,
+      call: attempts.length + 1,
+    };
+    // Not bounded like enqueueAfterCommit: losing this job would leave the parcel unrouted until
+    // the reconciler's next pass, so a Redis failure here fails the job and BullMQ retries it.
+    await ctx.queues.book(job, order.priority, delayMs);
+    return { kind: 'routed' };
+  }
+}
+
+/** Every parcel booked: the order is `dispatched` (taking its stock off the shelf). */
+async function completeIfBooked(ctx: Context, order: LoadedOrder): Promise<DispatchResult> {
+  const parcels = await parcelsOf(ctx.db, order);
+  const live = parcels.filter((p) => p.status !== 'cancelled' && p.status !== 'cancel_pending');
+  if (live.length === 0 || live.some((p) => p.status === 'pending' || p.status === 'booking'))
+    return { kind: 'routed' };
+  const moved = await ctx.db.transaction((tx) =>
+    transition(tx, order, { to: 'dispatched', detail: `${live.length} parcel(s) booked` }, ctx.config),
+  );
+  // Null: another booking job dispatched it, or it was cancelled meanwhile (whose effects cancel the bookings).
   if (!moved) return { kind: 'skipped' };
   await afterMove(ctx, moved);
   return { kind: 'dispatched' };
 }
 
-async function bookParcel(
-  ctx: Context,
-  order: LoadedOrder,
-  parcel: ShipmentRow,
-  candidates: (CarrierRow & CarrierCandidate)[],
-  lines: { sku: string; quantity: number }[],
-): Promise<ParcelResult> {
-  const budget = { ...DEFAULT_BUDGET, maxAttempts: ctx.config.dispatchAttempts };
-  for (;;) {
-    const decision = nextBookingStep({
-      candidates,
-      region: order.region,
-      attempts: await attemptsOf(ctx.db, parcel.id),
-      now: new Date(),
-      budget,
-    });
-    if (decision.kind === 'retry_in') return { kind: 'wait', delayMs: decision.delayMs };
-    if (decision.kind === 'give_up') return decision;
-    if (decision.kind === 'cancel_first') {
-      // An ambiguous answer (timeout) there: the parcel must not be live at two carriers.
-      const cancelled = await cancelAtCarriers(ctx, parcel.id, decision.carrierId);
-      if (cancelled === 'retry') return { kind: 'wait', delayMs: CANCEL_RETRY_MS };
-      continue;
-    }
-    const carrier = candidates.find((c) => c.id === decision.carrierId) as CarrierRow;
-    const attemptId = await startBooking(ctx.db, parcel, carrier.id);
-    if (attemptId === null) return { kind: 'cancelled' };
-    const outcome = await ctx.carriers.book(carrier, {
-      reference: parcel.id,
-      orderId: order.id,
-      region: order.region,
-      address: order.shippingAddress,
-      items: lines.map((l) => ({ sku: l.sku, quantity: l.quantity })),
-      contactless: order.contactless,
-      priority: order.priority,
-    });
-    if (outcome.kind === 'booked') return recordBooked(ctx, order, parcel, carrier, attemptId, outcome);
-    await bookingFailed(ctx.db, attemptId, parcel.id, callResult(outcome));
-    ctx.log.warn(
-      { orderId: order.id, shipmentId: parcel.id, carrierId: carrier.id, outcome: outcome.kind, httpStatus: outcome.httpStatus },
-      outcome.kind === 'transient' && outcome.carrierFault === 'auth'
-        ? 'carrier rejected our credentials (a carrier fault)'
-        : 'booking call did not book',
-    );
-  }
-}
-
 function callResult(outcome: BookingOutcome) {
-  if (outcome.kind === 'booked') return { outcome: outcome.kind, httpStatus: outcome.httpStatus, detail: outcome.trackingNumber };
+  if (outcome.kind === 'booked')
+    return { outcome: outcome.kind, httpStatus: outcome.httpStatus, detail: outcome.trackingNumber };
   return {
     outcome: outcome.kind,
     httpStatus: outcome.httpStatus,
@@ -122,6 +207,7 @@ function callResult(outcome: BookingOutcome) {
   };
 }
 
+/** Records a booking; false when the order was cancelled or failed during the call (the booking is cancelled then). */
 async function recordBooked(
   ctx: Context,
   order: LoadedOrder,
@@ -129,7 +215,7 @@ async function recordBooked(
   carrier: CarrierRow,
   attemptId: number,
   outcome: Extract<BookingOutcome, { kind: 'booked' }>,
-): Promise<ParcelResult> {
+): Promise<boolean> {
   const eta = outcome.estimatedDeliveryAt ? new Date(outcome.estimatedDeliveryAt) : null;
   const estimatedDeliveryAt = eta && !Number.isNaN(eta.getTime()) ? eta : null;
   const booked = await bookingSucceeded(
@@ -140,25 +226,32 @@ async function recordBooked(
       carrierId: carrier.id,
       trackingNumber: outcome.trackingNumber,
       estimatedDeliveryAt,
-      expectedBy: expectedEventBy(new Date(), estimatedDeliveryAt, carrier.transitHours ?? ctx.config.defaultTransitHours),
+      expectedBy: expectedEventBy(
+        new Date(),
+        estimatedDeliveryAt,
+        carrier.transitHours ?? ctx.config.defaultTransitHours,
+      ),
     },
     callResult(outcome),
   );
-  if (booked === 'booked') return { kind: 'booked' };
-  // The order was cancelled or failed during the call: cancel the booking that just landed.
+  if (booked === 'booked') return true;
   await enqueueAfterCommit(ctx, 'cancellation', () =>
     ctx.queues.add('cancellation', { shipmentId: parcel.id }, order.priority, {
       jobId: `cancellation-${parcel.id}-${attemptId}`,
     }),
   );
-  return { kind: 'cancelled' };
+  return false;
 }
 
 async function fail(ctx: Context, order: LoadedOrder, reason: FailureReason): Promise<DispatchResult> {
   const detail =
-    reason === 'no_carrier' ? 'no eligible carrier can take a parcel' : 'every eligible carrier was tried and failed';
+    reason === 'no_carrier'
+      ? 'no eligible carrier can take a parcel'
+      : 'every eligible carrier was tried and failed';
+  const current = (await findOrder(ctx.db, order.id)) ?? order;
+  if (current.status !== 'allocated' || current.attempt !== order.attempt) return { kind: 'skipped' };
   const moved = await ctx.db.transaction((tx) =>
-    transition(tx, order, { to: 'failed', detail, set: { failureReason: reason } }, ctx.config),
+    transition(tx, current, { to: 'failed', detail, set: { failureReason: reason } }, ctx.config),
   );
   if (!moved) return { kind: 'skipped' };
   ctx.log.error({ orderId: order.id, failureReason: reason }, 'order failed at dispatch');

@@ -4,9 +4,11 @@ import type { Metrics } from '../metrics.js';
 import type { QueueName } from '../queues/topology.js';
 import { allocate } from '../steps/allocate.js';
 import { cancelBooking } from '../steps/cancel-booking.js';
-import { dispatch } from '../steps/dispatch.js';
+import { bookCall, dispatch, type DispatchResult } from '../steps/dispatch.js';
 import { sendNotification } from '../steps/notify.js';
 import { cappedBackoff } from './backoff.js';
+import { startCarrierWorkers, type Limiter } from './carrier-workers.js';
+import { startLockdownTimer } from '../steps/lockdown.js';
 import { startReconciler } from './reconciler.js';
 
 /** True when this run is the job's last chance: the stage then ends the work instead of throwing. */
@@ -17,19 +19,27 @@ function isFinalAttempt(job: Job): boolean {
 /** A cancellation the carrier has not confirmed yet: retried with capped backoff. */
 class NotYetConfirmed extends Error {}
 
+type Processor = (ctx: Context, job: Job, token?: string) => Promise<string>;
+
+/** A dispatch step's answer; `wait` delays the job without spending an attempt (a backoff, a cancel to confirm). */
+async function settle(result: DispatchResult, job: Job, token?: string): Promise<string> {
+  if (result.kind !== 'wait') return result.kind;
+  await job.moveToDelayed(Date.now() + result.delayMs, token);
+  throw new DelayedError();
+}
+
+/** Booking calls, on every carrier's queue (`dispatch.{carrierId}`). */
+const bookingProcessor: Processor = async (ctx, job, token) =>
+  settle(await bookCall(ctx, job.data), job, token);
+
 /** Each queue's job → its step. A step answers what happened; waiting and retrying are decided here. */
-const PROCESSORS: Record<QueueName, (ctx: Context, job: Job, token?: string) => Promise<string>> = {
+const PROCESSORS: Record<QueueName, Processor> = {
   allocation: (ctx, job) => allocate(ctx, job.data),
-  dispatch: async (ctx, job, token) => {
-    const result = await dispatch(ctx, job.data);
-    if (result.kind !== 'wait') return result.kind;
-    // The carrier's backoff or Retry-After: the job waits without spending an attempt.
-    await job.moveToDelayed(Date.now() + result.delayMs, token);
-    throw new DelayedError();
-  },
+  dispatch: async (ctx, job, token) => settle(await dispatch(ctx, job.data), job, token),
   cancellation: async (ctx, job) => {
     const result = await cancelBooking(ctx, job.data.shipmentId);
-    if (result === 'retry') throw new NotYetConfirmed(`parcel ${job.data.shipmentId}: cancel not confirmed yet`);
+    if (result === 'retry')
+      throw new NotYetConfirmed(`parcel ${job.data.shipmentId}: cancel not confirmed yet`);
     return result;
   },
   notification: (ctx, job) => sendNotification(ctx, job.data, isFinalAttempt(job)),
@@ -40,54 +50,74 @@ export interface WorkerPool {
   close(): Promise<void>;
 }
 
-/** One BullMQ Worker per served queue, plus the reconciler. */
-export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Metrics): WorkerPool {
-  const workers = queueNames.map((name) => {
-    const worker = new Worker(
-      name,
-      async (job, token) => {
-        try {
-          return await PROCESSORS[name](ctx, job, token);
-        } catch (error) {
-          if (error instanceof UnrecoverableError || error instanceof DelayedError) throw error;
-          ctx.log.warn(
-            { queue: name, jobId: job.id, attempt: job.attemptsMade + 1, err: error },
-            'job failed; will retry',
-          );
-          throw error;
-        }
-      },
-      {
-        connection: ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true }),
-        prefix: ctx.config.queuePrefix,
-        concurrency: ctx.config.workerConcurrency,
-        lockDuration: ctx.config.workerLockDurationMs,
-        stalledInterval: ctx.config.workerStalledIntervalMs,
-        maxStalledCount: 3,
-        settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
-      },
-    );
-    worker.on('error', (error) => ctx.log.warn({ queue: name, err: error.message }, 'worker connection error'));
-    worker.on('failed', (job, error) => {
-      if (job && isFinalAttempt(job)) ctx.log.error({ queue: name, jobId: job.id, err: error }, 'job failed for good');
-    });
-    worker.on('completed', (job) => {
-      if (metrics && job.processedOn && job.finishedOn) {
-        metrics.jobDuration.observe({ queue: name }, (job.finishedOn - job.processedOn) / 1000);
+function makeWorker(
+  ctx: Context,
+  name: string,
+  label: QueueName,
+  processor: Processor,
+  metrics: Metrics | undefined,
+  limiter?: Limiter,
+): Worker {
+  const worker = new Worker(
+    name,
+    async (job, token) => {
+      try {
+        return await processor(ctx, job, token);
+      } catch (error) {
+        if (error instanceof UnrecoverableError || error instanceof DelayedError) throw error;
+        ctx.log.warn(
+          { queue: name, jobId: job.id, attempt: job.attemptsMade + 1, err: error },
+          'job failed; will retry',
+        );
+        throw error;
       }
-    });
-    return worker;
+    },
+    {
+      connection: ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true }),
+      prefix: ctx.config.queuePrefix,
+      concurrency: ctx.config.workerConcurrency,
+      lockDuration: ctx.config.workerLockDurationMs,
+      stalledInterval: ctx.config.workerStalledIntervalMs,
+      maxStalledCount: 3,
+      settings: { backoffStrategy: (attemptsMade: number) => cappedBackoff(attemptsMade) },
+      ...(limiter ? { limiter } : {}),
+    },
+  );
+  worker.on('error', (error) => ctx.log.warn({ queue: name, err: error.message }, 'worker connection error'));
+  worker.on('failed', (job, error) => {
+    if (job && isFinalAttempt(job))
+      ctx.log.error({ queue: name, jobId: job.id, err: error }, 'job failed for good');
   });
+  worker.on('completed', (job) => {
+    if (metrics && job.processedOn && job.finishedOn) {
+      metrics.jobDuration.observe({ queue: label }, (job.finishedOn - job.processedOn) / 1000);
+    }
+  });
+  return worker;
+}
+
+/** One BullMQ Worker per served queue (and, with `dispatch`, one per carrier queue), plus the reconciler. */
+export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Metrics): WorkerPool {
+  const workers = queueNames.map((name) => makeWorker(ctx, name, name, PROCESSORS[name], metrics));
+  const carrierWorkers = queueNames.includes('dispatch')
+    ? startCarrierWorkers(
+        ctx,
+        (queueName, limiter) => makeWorker(ctx, queueName, 'dispatch', bookingProcessor, metrics, limiter),
+        ctx.config.carrierRefreshMs,
+      )
+    : undefined;
   const reconciler = startReconciler(ctx);
+  const lockdowns = startLockdownTimer(ctx); // lifts lockdowns whose `until` passed, resumes held orders
   ctx.log.info({ queues: queueNames }, 'workers started');
   return {
     workers,
     async close() {
       reconciler.stop();
+      await lockdowns.stop();
       // With Redis away a graceful close would wait for it forever; jobs in flight then come
       // back through their expired locks (or the reconciler) instead.
       const force = ctx.redis.status !== 'ready';
-      await Promise.all(workers.map((w) => w.close(force)));
+      await Promise.all([...workers.map((w) => w.close(force)), carrierWorkers?.close()]);
       await Promise.all(workers.map((w) => w.disconnect().catch(() => undefined)));
     },
   };

@@ -1,0 +1,75 @@
+import type { Worker } from 'bullmq';
+import type { Context } from '../context.js';
+import { allCarriers } from '../db/carriers.js';
+import { carrierQueueName } from '../queues/topology.js';
+
+export interface Limiter {
+  max: number;
+  duration: number;
+}
+
+/**
+ * One Worker per carrier queue, carrying the carrier's `rateLimitPerSecond` as BullMQ's limiter
+ * (kept in Redis, so the cap holds across every replica). The carriers table is read every
+ * `refreshMs`: a new carrier gets its worker, and a limit changed by PATCH takes effect by
+ * replacing the worker, without a restart.
+ */
+export function startCarrierWorkers(
+  ctx: Context,
+  makeWorker: (queueName: string, limiter: Limiter | undefined) => Worker,
+  refreshMs: number,
+): { ready: Promise<void>; close(): Promise<void> } {
+  const running = new Map<string, { worker: Worker; limit: number | null }>();
+  const retiring = new Set<Promise<void>>();
+  let stopped = false;
+
+  const refresh = async () => {
+    const carriers = await allCarriers(ctx.db);
+    for (const carrier of carriers) {
+      if (stopped) return;
+      const limit = carrier.rateLimitPerSecond ?? null;
+      const current = running.get(carrier.id);
+      if (current && current.limit === limit) continue;
+      if (current) {
+        // Jobs in flight finish under the old limit; the new worker takes the next ones.
+        const closing = current.worker.close().catch(() => undefined);
+        retiring.add(closing);
+        void closing.then(() => retiring.delete(closing));
+        ctx.log.info({ carrierId: carrier.id, rateLimitPerSecond: limit }, 'carrier rate limit changed');
+      }
+      const limiter = limit ? { max: limit, duration: 1000 } : undefined;
+      running.set(carrier.id, { worker: makeWorker(carrierQueueName(carrier.id), limiter), limit });
+    }
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      refresh()
+        .catch((error) =>
+          ctx.log.warn({ err: error }, 'carrier workers: could not read carriers; will retry'),
+        )
+        .finally(schedule);
+    }, refreshMs);
+    timer.unref();
+  };
+  const ready = refresh()
+    .catch((error) => ctx.log.warn({ err: error }, 'carrier workers: could not read carriers; will retry'))
+    .finally(schedule);
+
+  return {
+    ready,
+    async close() {
+      stopped = true;
+      clearTimeout(timer);
+      await ready;
+      const force = ctx.redis.status !== 'ready';
+      await Promise.all([...running.values()].map(({ worker }) => worker.close(force)));
+      await Promise.all([...retiring]);
+      await Promise.all(
+        [...running.values()].map(({ worker }) => worker.disconnect().catch(() => undefined)),
+      );
+    },
+  };
+}
