@@ -124,6 +124,11 @@ export const orders = pgTable(
     unique('orders_shop_idempotency_key').on(t.shopId, t.idempotencyKey),
     index('orders_shop_created_idx').on(t.shopId, t.createdAt, t.id),
     index('orders_status_updated_idx').on(t.status, t.updatedAt),
+    // The dead-letter view, newest failure first (a failed order's updatedAt is when it failed).
+    // Its queries repeat this predicate literally (db/dead-letters.ts) so the planner uses it.
+    index('orders_dead_letters_idx')
+      .on(t.updatedAt, t.id)
+      .where(sql`status = 'failed' AND failure_reason IN ('carrier_failed', 'no_carrier')`),
   ],
 );
 

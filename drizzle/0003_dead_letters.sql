@@ -1,0 +1,1 @@
+CREATE INDEX "orders_dead_letters_idx" ON "orders" USING btree ("updated_at","id") WHERE status = 'failed' AND failure_reason IN ('carrier_failed', 'no_carrier');
