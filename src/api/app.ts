@@ -9,6 +9,7 @@ import type { Context } from '../context.js';
 import { AppError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { adminAuthenticator, shopAuthenticator } from './plugins/auth.js';
+import { allCarriers } from '../db/carriers.js';
 import { registerBoard } from './plugins/board.js';
 import { registerDocs } from './plugins/docs.js';
 import { clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './plugins/errors.js';
@@ -133,6 +134,8 @@ export async function buildApp({ ctx, metrics, surface = 'full' }: AppOptions): 
     adminScope.addHook('onRequest', adminAuthenticator(ctx.config.adminToken));
     await adminScope.register(adminRoutes, { ctx });
   });
-  await registerBoard(app, ctx.queues, ctx.config.adminToken);
+  await registerBoard(app, ctx.queues, ctx.config.adminToken, async () =>
+    (await allCarriers(ctx.db)).map((c) => c.id),
+  );
   return app;
 }
