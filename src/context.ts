@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Database, Db } from './db/client.js';
+import type { BreakerStore } from './integrations/carriers/breaker-store.js';
 import type { CarrierAdapter } from './integrations/carriers/types.js';
 import type { NotificationProvider } from './integrations/notify/types.js';
 import type { Logger } from './logger.js';
@@ -15,6 +16,8 @@ export interface Context {
   redis: Redis;
   queues: Queues;
   carriers: CarrierAdapter;
+  /** Each carrier's circuit breaker, in Redis, shared by every process. */
+  breakers: BreakerStore;
   notifier: NotificationProvider;
   /** Counts committed status changes (surgeline_orders_total); set once metrics exist. */
   statusChanges?: { inc(labels: { status: string }): void };

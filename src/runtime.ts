@@ -3,6 +3,7 @@ import { buildApp } from './api/app.js';
 import { ConfigError, type Config } from './config.js';
 import type { Context } from './context.js';
 import { openDatabase, type Database } from './db/client.js';
+import { createBreakerStore } from './integrations/carriers/breaker-store.js';
 import { httpCarrier } from './integrations/carriers/http-carrier.js';
 import { recordingProvider } from './integrations/notify/recording-provider.js';
 import type { CarrierAdapter } from './integrations/carriers/types.js';
@@ -36,6 +37,13 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
     db: database.db,
     redis,
     queues,
+    // A probe holds its place for one call's timeout and a margin, in case it never reports.
+    breakers: createBreakerStore(
+      redis,
+      config.queuePrefix,
+      { ...config.breaker, probeLeaseMs: config.carrierTimeoutMs + 5_000 },
+      log,
+    ),
     carriers: overrides.carriers ?? httpCarrier(config.carrierTimeoutMs, log),
     notifier: overrides.notifier ?? recordingProvider(log),
   };
