@@ -1,12 +1,13 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Context } from './context.js';
+import { allCarriers } from './db/carriers.js';
 import { countOverdue } from './db/shipments.js';
 import { QUEUE_NAMES } from './queues/topology.js';
 
 const JOB_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed'] as const;
 
 /** One registry per process; gauges are read when Prometheus scrapes, counters as things happen. */
-export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'config'>) {
+export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'config' | 'breakers'>) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'surgeline_process_' });
 
@@ -67,6 +68,25 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'conf
       } catch (error) {
         this.reset();
         ctx.log.warn({ err: error }, 'overdue gauge: database unavailable');
+      }
+    },
+  });
+  const BREAKER_LEVELS = { closed: 0, half_open: 1, open: 2 } as const;
+  new Gauge({
+    name: 'surgeline_carrier_breaker_state',
+    help: "Each carrier's circuit breaker, shared by every process: 0 closed, 1 half_open, 2 open",
+    labelNames: ['carrier'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      // Redis (or the database) away: the gauge is left empty rather than failing the scrape.
+      if (ctx.queues.connection.status !== 'ready') return;
+      try {
+        const ids = (await allCarriers(ctx.db)).map((c) => c.id);
+        const states = await ctx.breakers.states(ids);
+        for (const id of ids) this.set({ carrier: id }, BREAKER_LEVELS[states[id].state]);
+      } catch {
+        this.reset();
       }
     },
   });

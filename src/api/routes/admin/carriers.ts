@@ -2,12 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Context } from '../../../context.js';
 import { createCarrier, listCarriers, patchCarrier, successRates, type CarrierRow } from '../../../db/carriers.js';
 import { AppError, notFound } from '../../../errors.js';
+import { BreakerStateUnavailable, type BreakerView } from '../../../integrations/carriers/breaker-store.js';
 import { decodeCursor, page } from '../../pagination.js';
 import { CarrierBody, CarrierPatch, IdParams, PaginationQuery } from '../../schemas.js';
 
 const tags = ['operators'];
 
-function carrierView(c: CarrierRow, successRate: number | null) {
+function carrierView(c: CarrierRow, breaker: BreakerView, successRate: number | null) {
   return {
     id: c.id,
     name: c.name,
@@ -18,18 +19,33 @@ function carrierView(c: CarrierRow, successRate: number | null) {
     rateLimitPerSecond: c.rateLimitPerSecond,
     transitHours: c.transitHours,
     enabled: c.enabled,
-    // The shared circuit breaker comes with the logistics capability; until then it never opens.
-    breaker: { state: 'closed' as const, since: null },
+    breaker: { state: breaker.state, since: breaker.since?.toISOString() ?? null },
     successRate,
   };
 }
 
+/**
+ * The shared breakers; with Redis away the list still answers, with what this process last saw
+ * of each (closed / never changed for one it never saw), rather than failing for want of them.
+ */
+async function breakerStates(ctx: Context, ids: string[]): Promise<Record<string, BreakerView>> {
+  try {
+    return await ctx.breakers.states(ids);
+  } catch (error) {
+    if (!(error instanceof BreakerStateUnavailable)) throw error;
+    ctx.log.warn(
+      { err: error.cause ?? error },
+      'carrier breakers unavailable: reporting the last states seen',
+    );
+    return error.lastKnown;
+  }
+}
+
 async function withRates(ctx: Context, rows: CarrierRow[]) {
-  const rates = await successRates(
-    ctx.db,
-    rows.map((r) => r.id),
-  );
-  return (row: CarrierRow) => carrierView(row, rates.get(row.id) ?? null);
+  const ids = rows.map((r) => r.id);
+  const rates = await successRates(ctx.db, ids);
+  const breakers = await breakerStates(ctx, ids);
+  return (row: CarrierRow) => carrierView(row, breakers[row.id], rates.get(row.id) ?? null);
 }
 
 export async function carrierRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
