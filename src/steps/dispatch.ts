@@ -57,10 +57,14 @@ async function candidatesOf(ctx: Context): Promise<Candidates> {
   return carriers.map((c) => ({ ...c, successRate: rates.get(c.id) ?? null }));
 }
 
+/** The shared breakers (Redis); with Redis away, none is taken as open — the calls will tell. */
 async function breakerStates(ctx: Context, carriers: Candidates): Promise<Record<string, BreakerState>> {
-  void ctx;
-  void carriers;
-  return {};
+  try {
+    const views = await ctx.breakers.states(carriers.map((c) => c.id));
+    return Object.fromEntries(Object.entries(views).map(([id, view]) => [id, view.state]));
+  } catch {
+    return {};
+  }
 }
 
 /** The order's dispatch job: routes every parcel that waits for a booking. */
@@ -93,12 +97,16 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
   if (!carrier || !carrier.enabled || !servesRegion(carrier, order.region)) {
     return routeParcel(ctx, order, parcel, candidates); // changed since the job was queued
   }
+  // A half-open breaker lets a few probes through; the rest are skipped like an open one.
+  if (!(await ctx.breakers.allow(carrier.id).catch(() => true))) {
+    return routeParcel(ctx, order, parcel, candidates, carrier.id);
+  }
   const attemptId = await startBooking(ctx.db, parcel, carrier.id);
   if (attemptId === null) return { kind: 'skipped' }; // cancelled meanwhile
   const lines = (await reservationsOf(ctx.db, order)).filter(
     (r) => r.warehouseId === parcel.warehouseId && r.state === 'reserved',
   );
-  const outcome = await ctx.carriers.book(carrier, {
+  const outcome: BookingOutcome = await ctx.carriers.book(carrier, {
     reference: parcel.id,
     orderId: order.id,
     region: order.region,
@@ -107,6 +115,9 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
     contactless: order.contactless,
     priority: order.priority,
   });
+  // Booked or refused, the carrier works; 5xx, 429, timeouts and auth faults count against it.
+  const verdict = outcome.kind === 'booked' || outcome.kind === 'refused' ? 'success' : 'failure';
+  await ctx.breakers.record(carrier.id, verdict).catch(() => undefined);
   if (outcome.kind === 'booked') {
     const booked = await recordBooked(ctx, order, parcel, carrier, attemptId, outcome);
     if (!booked) return { kind: 'skipped' };
@@ -141,6 +152,8 @@ async function routeParcel(
   order: LoadedOrder,
   parcel: ShipmentRow,
   candidates: Candidates,
+  /** A carrier whose breaker just refused a call: skipped like an open one. */
+  refusedBy?: string,
 ): Promise<DispatchResult> {
   const budget = { ...DEFAULT_BUDGET, maxAttempts: ctx.config.dispatchAttempts };
   for (;;) {
@@ -155,7 +168,10 @@ async function routeParcel(
       candidates,
       region: order.region,
       attempts,
-      breakers: await breakerStates(ctx, candidates),
+      breakers: {
+        ...(await breakerStates(ctx, candidates)),
+        ...(refusedBy ? { [refusedBy]: 'open' as const } : {}),
+      },
       now: new Date(),
       budget,
     });
