@@ -48,6 +48,15 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'conf
           // Redis is away: the gauge is left empty rather than failing the scrape.
         }
       }
+      // Booking calls wait in one queue per carrier; they count as the dispatch stage's.
+      try {
+        for (const carrier of await allCarriers(ctx.db)) {
+          const counts = await ctx.queues.carrierQueue(carrier.id).getJobCounts(...JOB_STATES);
+          for (const state of JOB_STATES) this.inc({ queue: 'dispatch', state }, counts[state] ?? 0);
+        }
+      } catch {
+        // The database or Redis is away: the stage queues' counts stand alone.
+      }
     },
   });
   // A counter of status changes, not a GROUP BY over every order at each scrape: each process
