@@ -2,7 +2,7 @@ import type { Context } from '../context.js';
 import { allCarriers } from '../db/carriers.js';
 import { confirmCancelled, findParcel, finishCancellation, possibleBookings } from '../db/shipments.js';
 
-/** A booking call may still be in flight this long after it started: its 404 proves nothing yet. */
+/** A booking call may still be acted on this long after it started: no DELETE answer proves it gone yet. */
 const IN_FLIGHT_GRACE_MS = 5_000;
 
 export type CancelResult = 'cancelled' | 'retry' | 'skipped';
@@ -12,8 +12,14 @@ export type CancelResult = 'cancelled' | 'retry' | 'skipped';
  * parcel: `DELETE /shipments/{id}` until the carrier answers 2xx or 404. 'retry' while any
  * carrier failed to confirm, or while a call that could still book is in flight.
  */
-export async function cancelAtCarriers(ctx: Context, shipmentId: string, carrierId?: string): Promise<'done' | 'retry'> {
-  const possible = (await possibleBookings(ctx.db, shipmentId)).filter((a) => !carrierId || a.carrierId === carrierId);
+export async function cancelAtCarriers(
+  ctx: Context,
+  shipmentId: string,
+  carrierId?: string,
+): Promise<'done' | 'retry'> {
+  const possible = (await possibleBookings(ctx.db, shipmentId)).filter(
+    (a) => !carrierId || a.carrierId === carrierId,
+  );
   if (possible.length === 0) return 'done';
   const carriers = new Map((await allCarriers(ctx.db)).map((c) => [c.id, c]));
   let done = true;
@@ -23,9 +29,14 @@ export async function cancelAtCarriers(ctx: Context, shipmentId: string, carrier
     const latest = mine[mine.length - 1];
     if (!carrier) continue; // a carrier deleted from the table can't be called; nothing to do
     const answer = await ctx.carriers.cancel(carrier, shipmentId);
-    const inFlight =
-      latest.outcome === 'pending' && Date.now() - latest.at.getTime() < ctx.config.carrierTimeoutMs + IN_FLIGHT_GRACE_MS;
-    if (answer === 'failed' || (answer === 'not_found' && inFlight)) {
+    // A call with no answer (in flight, or timed out: the carrier may still act on it) can book
+    // after this DELETE, or re-make the booking it just removed: no answer proves it gone yet.
+    const inFlight = mine.some(
+      (a) =>
+        a.outcome !== 'booked' &&
+        Date.now() - a.at.getTime() < ctx.config.carrierTimeoutMs + IN_FLIGHT_GRACE_MS,
+    );
+    if (answer === 'failed' || inFlight) {
       ctx.log.warn({ shipmentId, carrierId: id, answer }, 'booking not yet confirmed cancelled; will retry');
       done = false;
       continue;
