@@ -7,8 +7,9 @@ import { mergeLines, type AllocationStrategy } from '../domain/allocation/strate
 import { enqueueAfterCommit } from '../queues/enqueue.js';
 import type { OrderJob } from '../queues/topology.js';
 import { afterMove } from './after-move.js';
+import { holdIfLocked, resumesThroughAllocation } from './lockdown.js';
 
-export type AllocationOutcome = 'allocated' | 'out_of_stock' | 'skipped';
+export type AllocationOutcome = 'allocated' | 'out_of_stock' | 'held' | 'skipped';
 
 /** The allocation strategy in use (one default today; issue-level configuration picks others). */
 export const allocationStrategy: AllocationStrategy = singleWarehouse;
@@ -16,15 +17,18 @@ export const allocationStrategy: AllocationStrategy = singleWarehouse;
 /**
  * Allocation: load → plan (domain strategy) → reserve the first plan whose stock is still there
  * and move the order to `allocated`, in one transaction → enqueue dispatch. Idempotent: an order
- * no longer `received` is left alone (its next job is re-enqueued).
+ * no longer `received` is left alone (its next job is re-enqueued). An order of a locked-down
+ * region is held (`on_hold`) before anything is reserved; once the lockdown lifts, a held order
+ * that holds no stock is allocated from `on_hold` like a `received` one.
  */
 export async function allocate(ctx: Context, job: OrderJob): Promise<AllocationOutcome> {
   const order = await findOrder(ctx.db, job.orderId);
   if (!order || order.attempt !== job.attempt) return 'skipped';
-  if (order.status !== 'received') {
+  if (order.status !== 'received' && !(await resumesThroughAllocation(ctx, order))) {
     if (order.status === 'allocated') await enqueueDispatch(ctx, order);
     return 'skipped';
   }
+  if (await holdIfLocked(ctx, order)) return 'held';
 
   const lines = mergeLines(await orderItemsOf(ctx.db, order.id));
   const stock = await availableStock(
