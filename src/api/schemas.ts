@@ -189,3 +189,52 @@ export const ShipmentsQuery = Type.Object(
   },
   closed,
 );
+
+// Dead letters and retries (operators)
+const nullableString = (description?: string) =>
+  Type.Unsafe<string | null>({ type: 'string', nullable: true, ...(description ? { description } : {}) });
+const time = (description: string) => Type.String({ format: 'date-time', description });
+const uuid = Type.String({ format: 'uuid' });
+
+export const DeadLetterAttempt = Type.Object(
+  {
+    carrierId: Type.String(),
+    at: time('when the booking call started'),
+    outcome: StringEnum(['booked', 'refused', 'transient', 'timeout'] as const, {
+      description:
+        'refused: 422; transient: 429, 5xx or a refused connection; timeout: no answer in time, or a call whose worker died',
+    }),
+    detail: nullableString('what the carrier answered'),
+  },
+  closed,
+);
+
+export const DeadLetter = Type.Object(
+  {
+    orderId: uuid,
+    shopId: uuid,
+    failureReason: StringEnum(['carrier_failed', 'no_carrier'] as const),
+    failedAt: time('the `at` of the failed event of the current attempt'),
+    attempts: Type.Array(DeadLetterAttempt, {
+      description: "booking calls for the parcels of the order's current attempt, oldest first",
+    }),
+  },
+  closed,
+);
+
+export const DeadLetterList = Type.Object(
+  {
+    items: Type.Array(DeadLetter),
+    nextCursor: nullableString('pass as ?cursor= for the next page; null on the last'),
+  },
+  { ...closed, description: 'Orders failed carrier_failed or no_carrier, newest failure first' },
+);
+
+export const RetryAccepted = Type.Object(
+  {
+    id: uuid,
+    status: StringEnum(['received'] as const),
+    attempt: Type.Integer({ minimum: 2, description: 'the new attempt (the failed one + 1)' }),
+  },
+  { ...closed, description: 'The new attempt started at received; its allocation is queued' },
+);

@@ -66,13 +66,54 @@ export async function transition(tx: Db, order: LoadedOrder, move: Move, env: Ou
   return { order: moved, notificationIds, cancellations };
 }
 
+export interface Retry {
+  at?: Date;
+  /** What the `retried` event says (e.g. who asked). */
+  detail?: string | null;
+  /** The new attempt's promise; `initialPromisedBy` keeps the one given at intake. */
+  promisedBy?: Date;
+}
+
 /**
- * Status changes an attempt may make more than once — a lockdown holds an order (`on_hold`), its
- * lift allocates it again (`allocated`), and another lockdown holds it again — each a new event
- * with the next seq. Only transition() writes them, after its guarded update moved the order, so
- * a stage that runs twice still writes one.
+ * The status machine's one exception (contract, "Order statuses"): an operator's retry of a
+ * failed order. transition() never leaves `failed`; this starts a new attempt instead —
+ * attempt + 1, back at `received`, `failureReason` and `deliveredAt` cleared — with a guarded
+ * update (`… AND attempt = <read> AND status = 'failed'`), so of two retries only one starts an
+ * attempt. It writes the new attempt's `retried` and `received` events and their outbox rows
+ * (keys carry the attempt from the second on: domain/notify.ts messageKey). Nothing to undo: the
+ * failed attempt released its reservations when it failed, and its events, parcels, carrier
+ * calls and outbox rows stay as history (everything of an attempt is keyed by it). The caller
+ * enqueues the new attempt's allocation after commit; a lost job is the reconciler's, which
+ * finds `received` orders by (status, attempt). Null when the order was no longer the failed
+ * attempt the caller read.
  */
-const RECURRING: ReadonlySet<TimelineStatus> = new Set(['on_hold', 'allocated']);
+export async function startRetry(
+  tx: Db,
+  order: LoadedOrder,
+  env: OutboxEnv,
+  retry: Retry = {},
+): Promise<Moved | null> {
+  if (order.status !== 'failed') return null;
+  const at = retry.at ?? new Date();
+  const [row] = await tx
+    .update(orders)
+    .set({
+      attempt: order.attempt + 1,
+      status: 'received',
+      failureReason: null,
+      deliveredAt: null,
+      updatedAt: at,
+      ...(retry.promisedBy ? { promisedBy: retry.promisedBy } : {}),
+    })
+    .where(and(eq(orders.id, order.id), eq(orders.attempt, order.attempt), eq(orders.status, 'failed')))
+    .returning();
+  if (!row) return null;
+  const moved: LoadedOrder = { ...row, webhookUrl: order.webhookUrl };
+  // Same `at`, written in this order: the timeline (by at, then id) shows retried before received.
+  const retried = (await recordEvent(tx, moved, 'retried', at, retry.detail ?? null, env)) ?? [];
+  const received = (await recordEvent(tx, moved, 'received', at, null, env)) ?? [];
+  return { order: moved, notificationIds: [...retried, ...received], cancellations: [] };
+}
 
 /**
  * Appends one timeline event and its outbox rows. A status change happens once per attempt; a
@@ -88,15 +129,14 @@ export async function recordEvent(
   env: OutboxEnv,
 ): Promise<string[] | null> {
   let seq = 1;
-  if (REPEATABLE.has(status) || RECURRING.has(status)) {
+  if (REPEATABLE.has(status)) {
     const earlier = await tx
       .select({ seq: orderEvents.seq, at: orderEvents.at, detail: orderEvents.detail })
       .from(orderEvents)
       .where(
         and(eq(orderEvents.orderId, order.id), eq(orderEvents.attempt, order.attempt), eq(orderEvents.status, status)),
       );
-    if (REPEATABLE.has(status) && earlier.some((e) => e.at.getTime() === at.getTime() && e.detail === detail))
-      return null;
+    if (earlier.some((e) => e.at.getTime() === at.getTime() && e.detail === detail)) return null;
     seq = earlier.reduce((max, e) => Math.max(max, e.seq), 0) + 1;
   }
   const inserted = await tx

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Context } from '../../../context.js';
 import { carrierRoutes } from './carriers.js';
+import { deadLetterRoutes } from './dead-letters.js';
 import { inventoryRoutes } from './inventory.js';
-import { regionRoutes } from './regions.js';
 import { shipmentRoutes } from './shipments.js';
 import { shopRoutes } from './shops.js';
 
@@ -12,5 +12,5 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
   await app.register(inventoryRoutes, { ctx });
   await app.register(carrierRoutes, { ctx });
   await app.register(shipmentRoutes, { ctx });
-  await app.register(regionRoutes, { ctx });
+  await app.register(deadLetterRoutes, { ctx });
 }
