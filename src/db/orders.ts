@@ -116,6 +116,14 @@ export async function startRetry(
 }
 
 /**
+ * Status changes an attempt may make more than once — a lockdown holds an order (`on_hold`), its
+ * lift allocates it again (`allocated`), and another lockdown holds it again — each a new event
+ * with the next seq. Only transition() writes them, after its guarded update moved the order, so
+ * a stage that runs twice still writes one.
+ */
+const RECURRING: ReadonlySet<TimelineStatus> = new Set(['on_hold', 'allocated']);
+
+/**
  * Appends one timeline event and its outbox rows. A status change happens once per attempt; a
  * repeatable event (out_for_delivery, failed_attempt) is new unless an earlier one of the same
  * parcel had the same `at`. Null for a repeat: nothing was written.
@@ -129,14 +137,15 @@ export async function recordEvent(
   env: OutboxEnv,
 ): Promise<string[] | null> {
   let seq = 1;
-  if (REPEATABLE.has(status)) {
+  if (REPEATABLE.has(status) || RECURRING.has(status)) {
     const earlier = await tx
       .select({ seq: orderEvents.seq, at: orderEvents.at, detail: orderEvents.detail })
       .from(orderEvents)
       .where(
         and(eq(orderEvents.orderId, order.id), eq(orderEvents.attempt, order.attempt), eq(orderEvents.status, status)),
       );
-    if (earlier.some((e) => e.at.getTime() === at.getTime() && e.detail === detail)) return null;
+    if (REPEATABLE.has(status) && earlier.some((e) => e.at.getTime() === at.getTime() && e.detail === detail))
+      return null;
     seq = earlier.reduce((max, e) => Math.max(max, e.seq), 0) + 1;
   }
   const inserted = await tx

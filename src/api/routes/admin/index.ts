@@ -3,6 +3,7 @@ import type { Context } from '../../../context.js';
 import { carrierRoutes } from './carriers.js';
 import { deadLetterRoutes } from './dead-letters.js';
 import { inventoryRoutes } from './inventory.js';
+import { regionRoutes } from './regions.js';
 import { shipmentRoutes } from './shipments.js';
 import { shopRoutes } from './shops.js';
 
@@ -13,4 +14,5 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
   await app.register(carrierRoutes, { ctx });
   await app.register(shipmentRoutes, { ctx });
   await app.register(deadLetterRoutes, { ctx });
+  await app.register(regionRoutes, { ctx });
 }
