@@ -16,7 +16,9 @@ export function makeAjv(options: Options): Ajv {
   return ajv;
 }
 
-const NUL_MESSAGE = 'must not contain U+0000 (NUL)';
+const NUL_MESSAGE = 'must not contain U+0000 (NUL) or an unpaired UTF-16 surrogate';
+/** Text neither PostgreSQL nor PGlite can store: NUL, and a surrogate half without its pair (not Unicode). */
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** A JSON Pointer segment, as ajv writes them in `instancePath`. */
 const pointer = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
@@ -51,7 +53,7 @@ export function nulIssues(data: unknown, schema?: object, limit = 20): ErrorObje
   const walk = (value: unknown, node: SchemaNode | undefined, path: string) => {
     if (issues.length >= limit) return;
     if (typeof value === 'string') {
-      if (value.includes('\u0000')) issues.push(issue(path));
+      if (UNSTORABLE.test(value)) issues.push(issue(path));
       return;
     }
     if (value === null || typeof value !== 'object' || seen.has(value) || isOpaque(node)) return;
@@ -65,7 +67,7 @@ export function nulIssues(data: unknown, schema?: object, limit = 20): ErrorObje
     }
     for (const [key, item] of Object.entries(value)) {
       const segment = `${path}/${pointer(key.replace(/\u0000/g, '\\u0000'))}`;
-      if (key.includes('\u0000')) issues.push(issue(segment));
+      if (UNSTORABLE.test(key)) issues.push(issue(segment));
       const extra = node?.additionalProperties;
       const child = node?.properties?.[key] ?? (typeof extra === 'object' ? extra : undefined);
       walk(item, child, segment);
