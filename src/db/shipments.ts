@@ -17,11 +17,22 @@ interface OrderRef {
 export async function createParcels(tx: Db, order: OrderRef, warehouseIds: string[]): Promise<void> {
   await tx
     .insert(shipments)
-    .values(warehouseIds.map((warehouseId) => ({ id: randomUUID(), orderId: order.id, attempt: order.attempt, warehouseId })));
+    .values(
+      warehouseIds.map((warehouseId) => ({
+        id: randomUUID(),
+        orderId: order.id,
+        attempt: order.attempt,
+        warehouseId,
+      })),
+    );
 }
 
 /** The parcels of the order's current attempt, optionally only those in the given statuses. */
-export async function parcelsOf(db: Db, order: OrderRef, statuses?: readonly ParcelStatus[]): Promise<ShipmentRow[]> {
+export async function parcelsOf(
+  db: Db,
+  order: OrderRef,
+  statuses?: readonly ParcelStatus[],
+): Promise<ShipmentRow[]> {
   return db
     .select()
     .from(shipments)
@@ -106,7 +117,9 @@ export interface CallResult {
 
 /** Records what the carrier answered to a call. */
 export async function finishAttempt(tx: Db, attemptId: number, result: CallResult): Promise<void> {
-  const detail = result.retryAfterMs ? `${result.detail} (retry-after ${result.retryAfterMs} ms)` : result.detail;
+  const detail = result.retryAfterMs
+    ? `${result.detail} (retry-after ${result.retryAfterMs} ms)`
+    : result.detail;
   await tx
     .update(carrierAttempts)
     .set({ outcome: result.outcome, httpStatus: result.httpStatus, detail: detail.slice(0, 500) })
@@ -114,7 +127,12 @@ export async function finishAttempt(tx: Db, attemptId: number, result: CallResul
 }
 
 /** A call that did not book: the parcel waits for its next decision. */
-export async function bookingFailed(db: Db, attemptId: number, parcelId: string, result: CallResult): Promise<void> {
+export async function bookingFailed(
+  db: Db,
+  attemptId: number,
+  parcelId: string,
+  result: CallResult,
+): Promise<void> {
   await db.transaction(async (tx) => {
     await finishAttempt(tx, attemptId, result);
     await tx
@@ -133,7 +151,13 @@ export async function bookingSucceeded(
   db: Db,
   attemptId: number,
   parcelId: string,
-  booked: { carrierId: string; trackingNumber: string; estimatedDeliveryAt: Date | null; expectedBy: Date },
+  booked: {
+    carrierId: string;
+    trackingNumber: string;
+    estimatedDeliveryAt: Date | null;
+    expectedBy: Date;
+    bookedAt: Date;
+  },
   result: CallResult,
 ): Promise<'booked' | 'cancel_pending'> {
   return db.transaction(async (tx) => {
@@ -141,7 +165,7 @@ export async function bookingSucceeded(
     const now = new Date();
     const [row] = await tx
       .update(shipments)
-      .set({ status: 'booked', ...booked, bookedAt: now, updatedAt: now })
+      .set({ status: 'booked', ...booked, updatedAt: now })
       .where(and(eq(shipments.id, parcelId), eq(shipments.status, 'booking')))
       .returning({ id: shipments.id });
     if (row) return 'booked';
@@ -217,7 +241,12 @@ export async function possibleBookings(db: Db, shipmentId: string): Promise<Carr
 }
 
 /** The carrier confirmed (2xx or 404) that it holds nothing for the parcel. */
-export async function confirmCancelled(db: Db, shipmentId: string, carrierId: string, upTo: number): Promise<void> {
+export async function confirmCancelled(
+  db: Db,
+  shipmentId: string,
+  carrierId: string,
+  upTo: number,
+): Promise<void> {
   await db
     .update(carrierAttempts)
     .set({ cancelledAt: new Date() })
@@ -258,7 +287,9 @@ export async function setParcelStatus(
   await tx
     .update(shipments)
     .set({ lastEventAt: event.at })
-    .where(and(eq(shipments.id, parcelId), or(isNull(shipments.lastEventAt), lt(shipments.lastEventAt, event.at))));
+    .where(
+      and(eq(shipments.id, parcelId), or(isNull(shipments.lastEventAt), lt(shipments.lastEventAt, event.at))),
+    );
 }
 
 export interface ShipmentPosition {
@@ -275,10 +306,15 @@ export async function overdueParcels(
   opts: { graceHours: number; now: Date; limit: number; before?: ShipmentPosition },
 ) {
   const deadline = new Date(opts.now.getTime() - opts.graceHours * 3_600_000);
-  const conditions = [inArray(shipments.status, ['booked', 'in_transit']), lt(shipments.expectedBy, deadline)];
+  const conditions = [
+    inArray(shipments.status, ['booked', 'in_transit']),
+    lt(shipments.expectedBy, deadline),
+  ];
   if (opts.before) {
     const { bookedAt, id } = opts.before;
-    conditions.push(or(lt(shipments.bookedAt, bookedAt), and(eq(shipments.bookedAt, bookedAt), lt(shipments.id, id)))!);
+    conditions.push(
+      or(lt(shipments.bookedAt, bookedAt), and(eq(shipments.bookedAt, bookedAt), lt(shipments.id, id)))!,
+    );
   }
   return db
     .select()
@@ -312,4 +348,3 @@ export async function parcelsAwaitingCancel(db: Db, opts: { before: Date; limit:
     .orderBy(asc(shipments.id))
     .limit(opts.limit);
 }
-

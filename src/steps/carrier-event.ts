@@ -1,8 +1,16 @@
 import type { Context } from '../context.js';
 import { findCarrier } from '../db/carriers.js';
 import type { Db } from '../db/client.js';
-import { findOrder, lockOrder, recordEvent, transition, type LoadedOrder, type Move, type Moved } from '../db/orders.js';
-import { findByTracking, parcelsOf, setParcelStatus } from '../db/shipments.js';
+import {
+  findOrder,
+  lockOrder,
+  recordEvent,
+  transition,
+  type LoadedOrder,
+  type Move,
+  type Moved,
+} from '../db/orders.js';
+import { findByTracking, findParcel, parcelsOf, setParcelStatus } from '../db/shipments.js';
 import { rollUp } from '../domain/parcels.js';
 import { verifyCarrierSignature } from '../domain/signing.js';
 import { AppError, notFound } from '../errors.js';
@@ -27,7 +35,11 @@ export async function authenticateCarrierEvent(
   const carrier = await findCarrier(ctx.db, carrierId);
   const valid = verifyCarrierSignature(rawBody, carrier?.webhookSecret ?? UNKNOWN_CARRIER_SECRET, signature);
   if (!valid || !carrier) {
-    throw new AppError(401, 'invalid_signature', 'X-Signature does not match the body signed with the carrier secret.');
+    throw new AppError(
+      401,
+      'invalid_signature',
+      'X-Signature does not match the body signed with the carrier secret.',
+    );
   }
 }
 
@@ -70,15 +82,27 @@ export async function applyCarrierEvent(ctx: Context, carrierId: string, event: 
         await setParcelStatus(tx, parcel.id, 'delivered', ['booked', 'in_transit'], { at, deliveredAt: at });
         await moves.rollUp(at);
         break;
-      case 'returned':
-        if (order.status === 'delivered' || parcel.status === 'delivered') {
-          throw new AppError(409, 'already_delivered', 'The parcel was already delivered; a return is not a delivery failure.');
+      case 'returned': {
+        // The parcel as it stands under the order's lock (a `delivered` may just have landed).
+        const now = (await findParcel(tx, parcel.id)) ?? parcel;
+        if (order.status === 'delivered' || now.status === 'delivered') {
+          throw new AppError(
+            409,
+            'already_delivered',
+            'The parcel was already delivered; a return is not a delivery failure.',
+          );
         }
         await setParcelStatus(tx, parcel.id, 'returned', ['booked', 'in_transit'], { at });
         if (order.status === 'dispatched' || order.status === 'in_transit') {
-          await moves.move({ to: 'failed', at, detail: `parcel ${parcel.id} returned`, set: { failureReason: 'returned' } });
+          await moves.move({
+            to: 'failed',
+            at,
+            detail: `parcel ${parcel.id} returned`,
+            set: { failureReason: 'returned' },
+          });
         }
         break;
+      }
     }
     return moves.result();
   });

@@ -25,6 +25,7 @@ import { enqueueAfterCommit } from '../queues/enqueue.js';
 import type { BookingJob, OrderJob } from '../queues/topology.js';
 import { afterMove } from './after-move.js';
 import { cancelAtCarriers } from './cancel-booking.js';
+import { holdIfLocked } from './lockdown.js';
 
 /**
  * Dispatch, in two kinds of jobs. The order's `dispatch` job routes each parcel: carrier choice
@@ -71,6 +72,8 @@ async function breakerStates(ctx: Context, carriers: Candidates): Promise<Record
 export async function dispatch(ctx: Context, job: OrderJob): Promise<DispatchResult> {
   const order = await findOrder(ctx.db, job.orderId);
   if (!order || order.attempt !== job.attempt || order.status !== 'allocated') return { kind: 'skipped' };
+  // A locked region: held with its stock reserved, resumed straight to dispatch when lifted.
+  if (await holdIfLocked(ctx, order)) return { kind: 'held' };
   const candidates = await candidatesOf(ctx);
   for (const parcel of await parcelsOf(ctx.db, order, ['pending', 'booking'])) {
     const result = await routeParcel(ctx, order, parcel, candidates);
@@ -234,6 +237,7 @@ async function recordBooked(
 ): Promise<boolean> {
   const eta = outcome.estimatedDeliveryAt ? new Date(outcome.estimatedDeliveryAt) : null;
   const estimatedDeliveryAt = eta && !Number.isNaN(eta.getTime()) ? eta : null;
+  const bookedAt = new Date();
   const booked = await bookingSucceeded(
     ctx.db,
     attemptId,
@@ -242,8 +246,9 @@ async function recordBooked(
       carrierId: carrier.id,
       trackingNumber: outcome.trackingNumber,
       estimatedDeliveryAt,
+      bookedAt,
       expectedBy: expectedEventBy(
-        new Date(),
+        bookedAt,
         estimatedDeliveryAt,
         carrier.transitHours ?? ctx.config.defaultTransitHours,
       ),
