@@ -107,3 +107,54 @@ export function formatReport(report: DemoReport): string {
   ];
   return lines.join('\n');
 }
+
+/** One booking call, as `carrier_attempts` records it. */
+export interface ReportAttempt {
+  shipmentId: string;
+  carrierId: string;
+  outcome: string;
+  id: number;
+}
+
+export interface LogisticsReport {
+  /** Parcels booked by the first call to the first carrier tried. */
+  firstCall: number;
+  /** Booked at the first carrier tried, after it failed at least once. */
+  afterRetry: number;
+  /** Booked at another carrier than the first tried. */
+  afterFailover: number;
+  /** Orders that went on_hold (a region lockdown) at least once. */
+  held: number;
+}
+
+/** How parcels got booked, and how many orders were held. Pure. */
+export function logisticsReport(attempts: ReportAttempt[], events: ReportEvent[]): LogisticsReport {
+  const byParcel = new Map<string, ReportAttempt[]>();
+  for (const a of [...attempts].sort((x, y) => x.id - y.id)) {
+    byParcel.set(a.shipmentId, [...(byParcel.get(a.shipmentId) ?? []), a]);
+  }
+  const report = { firstCall: 0, afterRetry: 0, afterFailover: 0, held: 0 };
+  for (const calls of byParcel.values()) {
+    const booked = calls.find((c) => c.outcome === 'booked');
+    if (!booked) continue;
+    if (booked.carrierId !== calls[0].carrierId) report.afterFailover++;
+    else if (booked === calls[0]) report.firstCall++;
+    else report.afterRetry++;
+  }
+  report.held = new Set(events.filter((e) => e.status === 'on_hold').map((e) => e.orderId)).size;
+  return report;
+}
+
+export function formatLogistics(
+  l: LogisticsReport,
+  deadLetters: { listed: number; redriven: number },
+): string {
+  return [
+    'logistics',
+    `  booked on the first call     ${l.firstCall}`,
+    `  booked after a retry         ${l.afterRetry}`,
+    `  booked after failover        ${l.afterFailover}`,
+    `  orders held by a lockdown    ${l.held}`,
+    `  dead letters                 ${deadLetters.listed} (re-driven ${deadLetters.redriven})`,
+  ].join('\n');
+}

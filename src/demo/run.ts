@@ -1,12 +1,12 @@
 import type { AddressInfo } from 'node:net';
 import { inArray } from 'drizzle-orm';
 import { ConfigError, loadConfig } from '../config.js';
-import { orderEvents, orders } from '../db/schema.js';
+import { carrierAttempts, orderEvents, orders } from '../db/schema.js';
 import { TERMINAL, type OrderStatus } from '../domain/status.js';
 import { startProcess } from '../runtime.js';
 import { startCarrierSimulator } from './carrier-simulator.js';
 import { NoRedisError, redisAnswers, startPrivateRedis } from './private-redis.js';
-import { buildReport, formatReport } from './report.js';
+import { buildReport, formatLogistics, formatReport, logisticsReport } from './report.js';
 import { surgeOrders } from './surge.js';
 
 /**
@@ -20,6 +20,11 @@ const env = process.env;
 const ORDERS = Number(env.DEMO_ORDERS ?? 300);
 const TIMEOUT_MS = Number(env.DEMO_TIMEOUT_MS ?? 180_000);
 const CONCURRENCY = 20;
+/** The logistics story: swift is down this long from the start of the surge… */
+const OUTAGE_MS = Number(env.DEMO_OUTAGE_MS ?? 60_000);
+/** …and this district is sealed this long. */
+const LOCKDOWN_MS = Number(env.DEMO_LOCKDOWN_MS ?? 20_000);
+const LOCKED_REGION = 'shanghai-minhang';
 
 /** What the demo started, stopped last-started first on every way out (signal, DEMO_EXIT, error). */
 const stops: (() => Promise<unknown>)[] = [];
@@ -156,6 +161,27 @@ async function main() {
   }
 
   console.log(`Surgeline demo: ${ORDERS} orders against ${api} (carriers: swift 20% failures, steady 2%)`);
+  // The lockdown story: a district sealed, and swift's API down, as the surge starts.
+  await call('PUT', `/v1/admin/regions/${LOCKED_REGION}/lockdown`, {
+    reason: 'district sealed by the health authority',
+  });
+  swift.set({ failureRate: 1 });
+  console.log(
+    `${LOCKED_REGION} locked for ${LOCKDOWN_MS / 1000} s; swift down for ${OUTAGE_MS / 1000} s (orders fail over to steady, which refuses wuhan-jiangan)`,
+  );
+  const lockdownLifted = new Promise<void>((resolve) =>
+    setTimeout(() => {
+      call('DELETE', `/v1/admin/regions/${LOCKED_REGION}/lockdown`, undefined)
+        .catch((error) => console.error(`lifting the lockdown failed: ${(error as Error).message}`))
+        .finally(resolve);
+    }, LOCKDOWN_MS).unref(),
+  );
+  const outageOver = new Promise<void>((resolve) =>
+    setTimeout(() => {
+      swift.set({ failureRate: 0.2 });
+      resolve();
+    }, OUTAGE_MS).unref(),
+  );
   const bodies = surgeOrders(
     ORDERS,
     Object.keys(stock),
@@ -185,15 +211,46 @@ async function main() {
   }
 
   const started = Date.now();
-  let statuses: { id: string; status: string }[] = [];
-  while (Date.now() - started < TIMEOUT_MS) {
-    statuses = await running.ctx.db.select({ id: orders.id, status: orders.status }).from(orders);
-    const done = statuses.filter((o) => TERMINAL.has(o.status as OrderStatus)).length;
-    drawProgress(ids.length, done, ids.length, 'processing');
-    if (done >= ids.length) break;
-    await new Promise((resolve) => setTimeout(resolve, 250));
+  const untilAllClosed = async (phase: string) => {
+    while (Date.now() - started < TIMEOUT_MS) {
+      const statuses = await running.ctx.db.select({ id: orders.id, status: orders.status }).from(orders);
+      const done = statuses.filter((o) => TERMINAL.has(o.status as OrderStatus)).length;
+      drawProgress(ids.length, done, ids.length, phase);
+      if (done >= ids.length) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    process.stdout.write('\n');
+  };
+  await untilAllClosed('processing');
+
+  // The operator's part: once swift is back and its breaker lets calls through again, every dead
+  // letter is re-driven.
+  await Promise.all([outageOver, lockdownLifted]);
+  for (let open = true; open && Date.now() - started < TIMEOUT_MS;) {
+    const carriers = (await call('GET', '/v1/admin/carriers', undefined)) as {
+      items: { id: string; breaker: { state: string } }[];
+    };
+    open = carriers.items.some((c) => c.id === 'swift' && c.breaker.state === 'open');
+    if (open) await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  process.stdout.write('\n');
+  const deadLetters: string[] = [];
+  for (let cursor: string | null = null, first = true; first || cursor; first = false) {
+    const page = (await call(
+      'GET',
+      `/v1/admin/dead-letters?limit=100${cursor ? `&cursor=${cursor}` : ''}`,
+      undefined,
+    )) as {
+      items: { orderId: string }[];
+      nextCursor: string | null;
+    };
+    deadLetters.push(...page.items.map((i) => i.orderId));
+    cursor = page.nextCursor;
+  }
+  for (const id of deadLetters) await call('POST', `/v1/admin/orders/${id}/retry`, {});
+  if (deadLetters.length) {
+    console.log(`re-driving ${deadLetters.length} dead letter(s) now that swift is back`);
+    await untilAllClosed('re-driven');
+  }
 
   const rows = await running.ctx.db.select().from(orders);
   const events = await running.ctx.db
@@ -201,6 +258,20 @@ async function main() {
     .from(orderEvents)
     .where(inArray(orderEvents.orderId, ids.length ? ids : ['00000000-0000-0000-0000-000000000000']));
   console.log(formatReport(buildReport(rows, events)));
+  const attempts = await running.ctx.db
+    .select({
+      shipmentId: carrierAttempts.shipmentId,
+      carrierId: carrierAttempts.carrierId,
+      outcome: carrierAttempts.outcome,
+      id: carrierAttempts.id,
+    })
+    .from(carrierAttempts);
+  console.log(
+    formatLogistics(logisticsReport(attempts, events), {
+      listed: deadLetters.length,
+      redriven: deadLetters.length,
+    }),
+  );
   console.log(`rejected at intake ${rejected}`);
   console.log(
     `carrier calls    swift ${swift.stats.calls} (${swift.stats.transient} transient), steady ${steady.stats.calls} (${steady.stats.transient} transient, ${steady.stats.refused} refused)`,

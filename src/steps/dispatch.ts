@@ -44,6 +44,8 @@ export type DispatchResult =
 
 /** How long to wait before asking a carrier again to confirm a cancel we need before failing over. */
 const CANCEL_RETRY_MS = 2_000;
+/** How long a call waits while a half-open breaker's probes decide. */
+const PROBE_WAIT_MS = 1_000;
 /** A booking call may still be in flight this long after it started (its worker may be alive). */
 const IN_FLIGHT_GRACE_MS = 5_000;
 
@@ -100,8 +102,11 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
   if (!carrier || !carrier.enabled || !servesRegion(carrier, order.region)) {
     return routeParcel(ctx, order, parcel, candidates); // changed since the job was queued
   }
-  // A half-open breaker lets a few probes through; the rest are skipped like an open one.
+  // An open breaker: skipped like the contract says. A half-open one lets a few probes through;
+  // the other calls wait a moment for the verdict instead of failing over to nothing.
   if (!(await ctx.breakers.allow(carrier.id).catch(() => true))) {
+    const state = (await breakerStates(ctx, [carrier]))[carrier.id];
+    if (state === 'half_open') return { kind: 'wait', delayMs: PROBE_WAIT_MS };
     return routeParcel(ctx, order, parcel, candidates, carrier.id);
   }
   const attemptId = await startBooking(ctx.db, parcel, carrier.id);

@@ -53,7 +53,13 @@ interface Run {
 
 /** Runs `command` (a shell line; "$0" is node) in a fresh network namespace with only lo up. */
 function inFreshNetwork(command: string, env: Record<string, string | undefined>): Run {
-  const demoEnv: Record<string, string | undefined> = { ...process.env, ...env };
+  // The demo's outage and lockdown kept short: these tests are about Redis, not the story.
+  const demoEnv: Record<string, string | undefined> = {
+    DEMO_OUTAGE_MS: '2000',
+    DEMO_LOCKDOWN_MS: '1000',
+    ...process.env,
+    ...env,
+  };
   delete demoEnv.REDIS_URL;
   const child = spawn(
     UNSHARE!,

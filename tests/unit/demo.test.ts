@@ -91,6 +91,8 @@ describe('npm run demo', () => {
       env: {
         ...process.env,
         DEMO_ORDERS: '40',
+        DEMO_OUTAGE_MS: '4000',
+        DEMO_LOCKDOWN_MS: '2000',
         DEMO_EXIT: '1',
         PORT: String(port),
         QUEUE_PREFIX: uniquePrefix(),
@@ -107,5 +109,9 @@ describe('npm run demo', () => {
     expect(Number(delivered?.[1])).toBeGreaterThan(30);
     expect(output).toMatch(/on-time rate\s+\d+\.\d%/);
     expect(output).toMatch(/dispatch\s+\d+\s+\d+ ms\s+\d+ ms/);
+    // The logistics story: the sealed district's orders were held, swift's outage failed over.
+    expect(Number(/orders held by a lockdown\s+(\d+)/.exec(output)?.[1])).toBeGreaterThan(0);
+    expect(output).toMatch(/booked after failover\s+\d+/);
+    expect(output).toMatch(/dead letters\s+\d+ \(re-driven \d+\)/);
   }, 120_000);
 });
