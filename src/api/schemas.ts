@@ -1,6 +1,6 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { PRIORITIES } from '../domain/priority.js';
-import { ORDER_STATUSES } from '../domain/status.js';
+import { ORDER_STATUSES, type FailureReason } from '../domain/status.js';
 
 /** A string from a fixed list (a plain JSON Schema enum: clear errors, clean OpenAPI). */
 export function StringEnum<T extends readonly string[]>(values: T, options: object = {}) {
@@ -69,14 +69,23 @@ export const IdempotencyHeaders = Type.Object({ 'idempotency-key': IdempotencyKe
 
 export const IdParams = Type.Object({ id: Type.String({ maxLength: 200 }) }, closed);
 
+/**
+ * A request part whose fields with a `default` may be left out: ajv fills them in (useDefaults)
+ * before the handler runs, so its type has them while the schema does not require them.
+ */
+function withDefaults<T extends TObject>(schema: T): T {
+  const required = (schema.required ?? []).filter((key) => schema.properties[key]?.default === undefined);
+  const { required: _all, ...rest } = schema;
+  return (required.length > 0 ? { ...rest, required } : rest) as T;
+}
+
 export const Pagination = {
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
 };
 
-export const ListOrdersQuery = Type.Object(
-  { status: Type.Optional(StringEnum(ORDER_STATUSES)), ...Pagination },
-  closed,
+export const ListOrdersQuery = withDefaults(
+  Type.Object({ status: Type.Optional(StringEnum(ORDER_STATUSES)), ...Pagination }, closed),
 );
 
 export const FeedbackBody = Type.Object(
@@ -138,9 +147,8 @@ export const InventoryBody = Type.Object(
 );
 export type InventoryBody = Static<typeof InventoryBody>;
 
-export const InventoryQuery = Type.Object(
-  { sku: Type.Optional(text(64)), warehouseId: Type.Optional(text(64)), ...Pagination },
-  closed,
+export const InventoryQuery = withDefaults(
+  Type.Object({ sku: Type.Optional(text(64)), warehouseId: Type.Optional(text(64)), ...Pagination }, closed),
 );
 
 const carrierFields = {
@@ -180,14 +188,16 @@ export type CarrierPatch = Static<typeof CarrierPatch>;
 
 export const CarrierIdParams = Type.Object({ carrierId: Type.String({ maxLength: 200 }) }, closed);
 export const TokenParams = Type.Object({ token: Type.String({ maxLength: 200 }) }, closed);
-export const PaginationQuery = Type.Object(Pagination, closed);
+export const PaginationQuery = withDefaults(Type.Object(Pagination, closed));
 
-export const ShipmentsQuery = Type.Object(
-  {
-    overdue: StringEnum(['true'] as const, { description: 'only overdue parcels are listed' }),
-    ...Pagination,
-  },
-  closed,
+export const ShipmentsQuery = withDefaults(
+  Type.Object(
+    {
+      overdue: StringEnum(['true'] as const, { description: 'only overdue parcels are listed' }),
+      ...Pagination,
+    },
+    closed,
+  ),
 );
 
 // Dead letters and retries (operators)
@@ -213,7 +223,8 @@ export const DeadLetter = Type.Object(
   {
     orderId: uuid,
     shopId: uuid,
-    failureReason: StringEnum(['carrier_failed', 'no_carrier'] as const),
+    // Only these two are listed (listDeadLetters selects them), though the row's type is any reason.
+    failureReason: Type.Unsafe<FailureReason>(StringEnum(['carrier_failed', 'no_carrier'] as const)),
     failedAt: time('the `at` of the failed event of the current attempt'),
     attempts: Type.Array(DeadLetterAttempt, {
       description: "booking calls for the parcels of the order's current attempt, oldest first",

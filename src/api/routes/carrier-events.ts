@@ -1,10 +1,11 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Context } from '../../context.js';
 import { applyCarrierEvent, authenticateCarrierEvent } from '../../steps/carrier-event.js';
+import { BODY_ERRORS, CarrierEventAccepted, problems } from '../responses.js';
 import { CarrierEventBody, CarrierIdParams } from '../schemas.js';
 
-export async function carrierEventRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
-  app.post<{ Params: { carrierId: string }; Body: CarrierEventBody }>(
+export const carrierEventRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (app, { ctx }) => {
+  app.post(
     '/v1/carriers/:carrierId/events',
     {
       schema: {
@@ -12,9 +13,10 @@ export async function carrierEventRoutes(app: FastifyInstance, { ctx }: { ctx: C
         summary: 'A carrier reports parcel progress (X-Signature: sha256=<HMAC of the raw body>)',
         params: CarrierIdParams,
         body: CarrierEventBody,
+        response: { 200: CarrierEventAccepted, ...problems(...BODY_ERRORS, 401, 404, 409, 503) },
       },
       // The signature is checked on the raw bytes, before the body is validated.
-      preValidation: async (request: FastifyRequest<{ Params: { carrierId: string } }>) => {
+      preValidation: async (request) => {
         const signature = request.headers['x-signature'];
         await authenticateCarrierEvent(
           ctx,
@@ -30,4 +32,4 @@ export async function carrierEventRoutes(app: FastifyInstance, { ctx }: { ctx: C
       return { accepted: true };
     },
   );
-}
+};

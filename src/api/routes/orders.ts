@@ -1,8 +1,14 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import type { Context } from '../../context.js';
-import { findShopOrder, listShopOrders, orderDetails, type LoadedOrder, type OrderRow } from '../../db/orders.js';
+import {
+  findShopOrder,
+  listShopOrders,
+  orderDetails,
+  type LoadedOrder,
+  type OrderRow,
+} from '../../db/orders.js';
 import { trackingUrl } from '../../domain/notify.js';
-import type { OrderStatus } from '../../domain/status.js';
 import { notFound } from '../../errors.js';
 import { ENQUEUE_TIMEOUT_MS } from '../../queues/enqueue.js';
 import { cancelOrder } from '../../steps/cancel.js';
@@ -22,6 +28,16 @@ import {
   OrderBody,
 } from '../schemas.js';
 import { isUuid, iso } from '../format.js';
+import {
+  BatchResult,
+  BODY_ERRORS,
+  FeedbackView,
+  OrderAccepted,
+  OrderList,
+  OrderView,
+  problems,
+  SHOP_ERRORS,
+} from '../responses.js';
 
 export function orderLinks(ctx: Context, order: OrderRow) {
   return { self: `/v1/orders/${order.id}`, tracking: trackingUrl(ctx.config.publicUrl, order.trackingToken) };
@@ -32,7 +48,7 @@ function accepted(ctx: Context, order: OrderRow) {
     id: order.id,
     status: order.status,
     priority: order.priority,
-    promisedBy: iso(order.promisedBy),
+    promisedBy: order.promisedBy.toISOString(),
     links: orderLinks(ctx, order),
   };
 }
@@ -44,15 +60,19 @@ async function orderView(ctx: Context, order: OrderRow) {
     externalId: order.externalId,
     status: order.status,
     priority: order.priority,
-    promisedBy: iso(order.promisedBy),
-    initialPromisedBy: iso(order.initialPromisedBy),
-    createdAt: iso(order.createdAt),
-    updatedAt: iso(order.updatedAt),
+    promisedBy: order.promisedBy.toISOString(),
+    initialPromisedBy: order.initialPromisedBy.toISOString(),
+    createdAt: order.createdAt.toISOString(),
+    updatedAt: order.updatedAt.toISOString(),
     deliveredAt: iso(order.deliveredAt),
     failureReason: order.failureReason,
     links: orderLinks(ctx, order),
     items: details.items.map((i) => ({ sku: i.sku, quantity: i.quantity })),
-    allocations: details.allocations.map((a) => ({ warehouseId: a.warehouseId, sku: a.sku, quantity: a.quantity })),
+    allocations: details.allocations.map((a) => ({
+      warehouseId: a.warehouseId,
+      sku: a.sku,
+      quantity: a.quantity,
+    })),
     shipments: details.shipments.map((s) => ({
       id: s.id,
       carrierId: s.carrierId,
@@ -60,37 +80,58 @@ async function orderView(ctx: Context, order: OrderRow) {
       status: s.status,
       estimatedDeliveryAt: iso(s.estimatedDeliveryAt),
     })),
-    events: details.events.map((e) => ({ status: e.status, at: iso(e.at), detail: e.detail })),
+    events: details.events.map((e) => ({ status: e.status, at: e.at.toISOString(), detail: e.detail })),
   };
 }
 
-async function shopOrder(ctx: Context, request: FastifyRequest<{ Params: { id: string } }>): Promise<LoadedOrder> {
+async function shopOrder(
+  ctx: Context,
+  request: FastifyRequest<{ Params: { id: string } }>,
+): Promise<LoadedOrder> {
   const { id } = request.params;
   const order = isUuid(id) ? await findShopOrder(ctx.db, shopOf(request).id, id) : undefined;
   if (!order) throw notFound('order');
   return order;
 }
 
-export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
+export const orderRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (app, { ctx }) => {
   // Each order of a batch is validated as the single POST's body is: strictly, no coercion.
   const validateBatchOrder = compileStrict(BatchOrder);
 
-  app.post<{ Body: OrderBody; Headers: { 'idempotency-key': string } }>(
+  app.post(
     '/v1/orders',
-    { schema: { tags: ['orders'], summary: 'Place an order', headers: IdempotencyHeaders, body: OrderBody } },
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'Place an order',
+        headers: IdempotencyHeaders,
+        body: OrderBody,
+        response: {
+          200: OrderAccepted,
+          202: OrderAccepted,
+          ...problems(...SHOP_ERRORS, ...BODY_ERRORS, 409, 422),
+        },
+      },
+    },
     async (request, reply) => {
-      const result = await intake(ctx, shopOf(request), request.headers['idempotency-key'], request.body as NewOrder);
+      const result = await intake(
+        ctx,
+        shopOf(request),
+        request.headers['idempotency-key'],
+        request.body as NewOrder,
+      );
       return reply.code(result.created ? 202 : 200).send(accepted(ctx, result.order));
     },
   );
 
-  app.post<{ Body: { orders: Record<string, unknown>[] } }>(
+  app.post(
     '/v1/orders/batch',
     {
       schema: {
         tags: ['orders'],
         summary: 'Place up to 500 orders; one bad order never fails the others',
         body: BatchBody,
+        response: { 200: BatchResult, ...problems(...SHOP_ERRORS, ...BODY_ERRORS) },
       },
     },
     async (request) => {
@@ -102,7 +143,15 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
       for (const [index, entry] of request.body.orders.entries()) {
         if (!validateBatchOrder(entry)) {
           const errors = validationErrors('body', validateBatchOrder.errors ?? []);
-          results.push({ status: 400, error: problem({ status: 400, code: 'validation_failed', detail: 'The order is not valid; see errors.', errors }) });
+          results.push({
+            status: 400,
+            error: problem({
+              status: 400,
+              code: 'validation_failed',
+              detail: 'The order is not valid; see errors.',
+              errors,
+            }),
+          });
           continue;
         }
         const { idempotencyKey, ...order } = entry as unknown as NewOrder & { idempotencyKey: string };
@@ -119,9 +168,16 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
     },
   );
 
-  app.get<{ Querystring: { status?: OrderStatus; limit: number; cursor?: string } }>(
+  app.get(
     '/v1/orders',
-    { schema: { tags: ['orders'], summary: "The shop's orders, newest first", querystring: ListOrdersQuery } },
+    {
+      schema: {
+        tags: ['orders'],
+        summary: "The shop's orders, newest first",
+        querystring: ListOrdersQuery,
+        response: { 200: OrderList, ...problems(...SHOP_ERRORS, 400) },
+      },
+    },
     async (request) => {
       const { status, limit, cursor } = request.query;
       const position = decodeCursor(
@@ -143,35 +199,58 @@ export async function orderRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
           externalId: o.externalId,
           status: o.status,
           priority: o.priority,
-          promisedBy: iso(o.promisedBy),
-          createdAt: iso(o.createdAt),
+          promisedBy: o.promisedBy.toISOString(),
+          createdAt: o.createdAt.toISOString(),
         }),
       );
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/v1/orders/:id',
-    { schema: { tags: ['orders'], summary: 'One order with its parcels and full timeline', params: IdParams } },
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'One order with its parcels and full timeline',
+        params: IdParams,
+        response: { 200: OrderView, ...problems(...SHOP_ERRORS, 404) },
+      },
+    },
     async (request) => orderView(ctx, await shopOrder(ctx, request)),
   );
 
-  app.post<{ Params: { id: string } }>(
+  app.post(
     '/v1/orders/:id/cancel',
-    { schema: { tags: ['orders'], summary: 'Cancel before dispatch; reserved stock is returned', params: IdParams } },
+    {
+      schema: {
+        tags: ['orders'],
+        summary: 'Cancel before dispatch; reserved stock is returned',
+        params: IdParams,
+        response: { 200: OrderView, ...problems(...SHOP_ERRORS, ...BODY_ERRORS, 404, 409) },
+      },
+    },
     async (request) => orderView(ctx, await cancelOrder(ctx, await shopOrder(ctx, request))),
   );
 
-  app.post<{ Params: { id: string }; Body: { score: number; comment?: string } }>(
+  app.post(
     '/v1/orders/:id/feedback',
     {
-      schema: { tags: ['orders'], summary: "The customer's score, once delivered", params: IdParams, body: FeedbackBody },
+      schema: {
+        tags: ['orders'],
+        summary: "The customer's score, once delivered",
+        params: IdParams,
+        body: FeedbackBody,
+        response: { 201: FeedbackView, ...problems(...SHOP_ERRORS, ...BODY_ERRORS, 404, 409) },
+      },
     },
     async (request, reply) => {
       const row = await leaveFeedback(ctx, await shopOrder(ctx, request), request.body);
-      return reply
-        .code(201)
-        .send({ orderId: row.orderId, score: row.score, comment: row.comment, createdAt: iso(row.createdAt) });
+      return reply.code(201).send({
+        orderId: row.orderId,
+        score: row.score,
+        comment: row.comment,
+        createdAt: row.createdAt.toISOString(),
+      });
     },
   );
-}
+};

@@ -1,9 +1,16 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Context } from '../../../context.js';
-import { createCarrier, listCarriers, patchCarrier, successRates, type CarrierRow } from '../../../db/carriers.js';
+import {
+  createCarrier,
+  listCarriers,
+  patchCarrier,
+  successRates,
+  type CarrierRow,
+} from '../../../db/carriers.js';
 import { AppError, notFound } from '../../../errors.js';
 import { BreakerStateUnavailable, type BreakerView } from '../../../integrations/carriers/breaker-store.js';
 import { decodeCursor, page } from '../../pagination.js';
+import { ADMIN_ERRORS, BODY_ERRORS, CarrierList, CarrierView, problems } from '../../responses.js';
 import { CarrierBody, CarrierPatch, IdParams, PaginationQuery } from '../../schemas.js';
 
 const tags = ['operators'];
@@ -48,10 +55,17 @@ async function withRates(ctx: Context, rows: CarrierRow[]) {
   return (row: CarrierRow) => carrierView(row, breakers[row.id], rates.get(row.id) ?? null);
 }
 
-export async function carrierRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
-  app.post<{ Body: CarrierBody }>(
+export const carrierRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (app, { ctx }) => {
+  app.post(
     '/v1/admin/carriers',
-    { schema: { tags, summary: 'Register a carrier (lower rank is tried first)', body: CarrierBody } },
+    {
+      schema: {
+        tags,
+        summary: 'Register a carrier (lower rank is tried first)',
+        body: CarrierBody,
+        response: { 201: CarrierView, ...problems(...ADMIN_ERRORS, ...BODY_ERRORS, 409) },
+      },
+    },
     async (request, reply) => {
       const b = request.body;
       const row = await createCarrier(ctx.db, {
@@ -71,9 +85,17 @@ export async function carrierRoutes(app: FastifyInstance, { ctx }: { ctx: Contex
     },
   );
 
-  app.patch<{ Params: { id: string }; Body: CarrierPatch }>(
+  app.patch(
     '/v1/admin/carriers/:id',
-    { schema: { tags, summary: 'Change a carrier, e.g. { "enabled": false }', params: IdParams, body: CarrierPatch } },
+    {
+      schema: {
+        tags,
+        summary: 'Change a carrier, e.g. { "enabled": false }',
+        params: IdParams,
+        body: CarrierPatch,
+        response: { 200: CarrierView, ...problems(...ADMIN_ERRORS, ...BODY_ERRORS, 404) },
+      },
+    },
     async (request) => {
       const patch = { ...request.body, regions: request.body.regions as string[] | undefined };
       if (patch.baseUrl) patch.baseUrl = patch.baseUrl.replace(/\/$/, '');
@@ -83,9 +105,16 @@ export async function carrierRoutes(app: FastifyInstance, { ctx }: { ctx: Contex
     },
   );
 
-  app.get<{ Querystring: { limit: number; cursor?: string } }>(
+  app.get(
     '/v1/admin/carriers',
-    { schema: { tags, summary: 'Carriers with breaker state and success rate', querystring: PaginationQuery } },
+    {
+      schema: {
+        tags,
+        summary: 'Carriers with breaker state and success rate',
+        querystring: PaginationQuery,
+        response: { 200: CarrierList, ...problems(...ADMIN_ERRORS, 400) },
+      },
+    },
     async (request) => {
       const { limit, cursor } = request.query;
       const position = decodeCursor(cursor, ['id'] as const);
@@ -93,4 +122,4 @@ export async function carrierRoutes(app: FastifyInstance, { ctx }: { ctx: Contex
       return page(rows, limit, (c) => ({ id: c.id }), await withRates(ctx, rows.slice(0, limit)));
     },
   );
-}
+};

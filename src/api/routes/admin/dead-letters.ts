@@ -1,10 +1,11 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Context } from '../../../context.js';
 import { deadLetterDetails, listDeadLetters, type DeadLetterAttempt } from '../../../db/dead-letters.js';
 import { notFound } from '../../../errors.js';
 import { retryOrder } from '../../../steps/retry.js';
-import { isUuid, iso } from '../../format.js';
+import { isUuid } from '../../format.js';
 import { decodeCursor, page } from '../../pagination.js';
+import { ADMIN_ERRORS, BODY_ERRORS, problems } from '../../responses.js';
 import { DeadLetterList, IdParams, PaginationQuery, RetryAccepted } from '../../schemas.js';
 
 /** A call still `pending` is one whose worker died mid-call: for an operator, it timed out. */
@@ -13,8 +14,8 @@ function shownOutcome(outcome: DeadLetterAttempt['outcome']) {
 }
 
 /** The dead-letter view and the retry that takes an order off it. */
-export async function deadLetterRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
-  app.get<{ Querystring: { limit: number; cursor?: string } }>(
+export const deadLetterRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (app, { ctx }) => {
+  app.get(
     '/v1/admin/dead-letters',
     {
       schema: {
@@ -22,7 +23,7 @@ export async function deadLetterRoutes(app: FastifyInstance, { ctx }: { ctx: Con
         summary:
           'Orders failed carrier_failed or no_carrier, newest failure first, each with the booking calls of its current attempt',
         querystring: PaginationQuery,
-        response: { 200: DeadLetterList },
+        response: { 200: DeadLetterList, ...problems(...ADMIN_ERRORS, 400) },
       },
     },
     async (request) => {
@@ -45,10 +46,10 @@ export async function deadLetterRoutes(app: FastifyInstance, { ctx }: { ctx: Con
           orderId: row.id,
           shopId: row.shopId,
           failureReason: row.failureReason,
-          failedAt: iso(failedAt.get(row.id) ?? row.updatedAt),
+          failedAt: (failedAt.get(row.id) ?? row.updatedAt).toISOString(),
           attempts: (attempts.get(row.id) ?? []).map((a) => ({
             carrierId: a.carrierId,
-            at: iso(a.at),
+            at: a.at.toISOString(),
             outcome: shownOutcome(a.outcome),
             detail: a.detail,
           })),
@@ -57,7 +58,7 @@ export async function deadLetterRoutes(app: FastifyInstance, { ctx }: { ctx: Con
     },
   );
 
-  app.post<{ Params: { id: string } }>(
+  app.post(
     '/v1/admin/orders/:id/retry',
     {
       schema: {
@@ -65,7 +66,7 @@ export async function deadLetterRoutes(app: FastifyInstance, { ctx }: { ctx: Con
         summary:
           'Retry a failed order: 202 { id, status: "received", attempt } — a new attempt allocates again and leaves the dead letters; 409 not_failed when the order is not failed',
         params: IdParams,
-        response: { 202: RetryAccepted },
+        response: { 202: RetryAccepted, ...problems(...ADMIN_ERRORS, ...BODY_ERRORS, 404, 409) },
       },
     },
     async (request, reply) => {
@@ -75,4 +76,4 @@ export async function deadLetterRoutes(app: FastifyInstance, { ctx }: { ctx: Con
       return reply.code(202).send({ id: order.id, status: 'received', attempt: order.attempt });
     },
   );
-}
+};

@@ -1,10 +1,11 @@
-import { Type, type Static } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Context } from '../../../context.js';
 import { activeLockdowns, liftLockdown, putLockdown, type LockdownRow } from '../../../db/lockdowns.js';
 import { AppError, notFound } from '../../../errors.js';
 import { forgetCachedLockdowns, requestResume } from '../../../steps/lockdown.js';
 import { iso } from '../../format.js';
+import { ADMIN_ERRORS, BODY_ERRORS, Lockdown, LockdownList, NoContent, problems } from '../../responses.js';
 import { ShippingAddress } from '../../schemas.js';
 
 const tags = ['operators'];
@@ -14,7 +15,6 @@ const RegionParams = Type.Object(
   { region: ShippingAddress.properties.region },
   { additionalProperties: false },
 );
-type RegionParams = Static<typeof RegionParams>;
 
 const LockdownBody = Type.Object(
   {
@@ -32,14 +32,18 @@ const LockdownBody = Type.Object(
   },
   { additionalProperties: false },
 );
-type LockdownBody = Static<typeof LockdownBody>;
 
 function lockdownView(row: LockdownRow) {
-  return { region: row.region, reason: row.reason, until: iso(row.until), since: iso(row.createdAt) };
+  return {
+    region: row.region,
+    reason: row.reason,
+    until: iso(row.until),
+    since: row.createdAt.toISOString(),
+  };
 }
 
-export async function regionRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
-  app.put<{ Params: RegionParams; Body: LockdownBody }>(
+export const regionRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (app, { ctx }) => {
+  app.put(
     '/v1/admin/regions/:region/lockdown',
     {
       schema: {
@@ -48,6 +52,7 @@ export async function regionRoutes(app: FastifyInstance, { ctx }: { ctx: Context
           'Lock a region down: its orders go on_hold (a second PUT replaces the first) → 200 { region, reason, until, since }',
         params: RegionParams,
         body: LockdownBody,
+        response: { 200: Lockdown, ...problems(...ADMIN_ERRORS, ...BODY_ERRORS, 404) },
       },
     },
     async (request) => {
@@ -68,7 +73,7 @@ export async function regionRoutes(app: FastifyInstance, { ctx }: { ctx: Context
     },
   );
 
-  app.delete<{ Params: RegionParams }>(
+  app.delete(
     '/v1/admin/regions/:region/lockdown',
     {
       schema: {
@@ -76,6 +81,7 @@ export async function regionRoutes(app: FastifyInstance, { ctx }: { ctx: Context
         summary:
           "Lift a region's lockdown → 204; its held orders resume, highest priority first (no lockdown → 404)",
         params: RegionParams,
+        response: { 204: NoContent, ...problems(...ADMIN_ERRORS, 404) },
       },
     },
     async (request, reply) => {
@@ -94,8 +100,9 @@ export async function regionRoutes(app: FastifyInstance, { ctx }: { ctx: Context
       schema: {
         tags,
         summary: 'Lockdowns in force, oldest first → 200 { items: [{ region, reason, until, since }] }',
+        response: { 200: LockdownList, ...problems(...ADMIN_ERRORS) },
       },
     },
     async () => ({ items: (await activeLockdowns(ctx.db)).map(lockdownView) }),
   );
-}
+};

@@ -1,18 +1,20 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Context } from '../../../context.js';
 import { overdueParcels } from '../../../db/shipments.js';
 import { iso } from '../../format.js';
 import { decodeCursor, page } from '../../pagination.js';
+import { ADMIN_ERRORS, OverdueShipmentList, problems } from '../../responses.js';
 import { ShipmentsQuery } from '../../schemas.js';
 
-export async function shipmentRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
-  app.get<{ Querystring: { overdue: 'true'; limit: number; cursor?: string } }>(
+export const shipmentRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (app, { ctx }) => {
+  app.get(
     '/v1/admin/shipments',
     {
       schema: {
         tags: ['operators'],
         summary: 'Parcels whose expected carrier event is overdue (overdue=true), newest booking first',
         querystring: ShipmentsQuery,
+        response: { 200: OverdueShipmentList, ...problems(...ADMIN_ERRORS, 400) },
       },
     },
     async (request) => {
@@ -44,4 +46,4 @@ export async function shipmentRoutes(app: FastifyInstance, { ctx }: { ctx: Conte
       );
     },
   );
-}
+};

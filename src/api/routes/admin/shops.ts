@@ -1,14 +1,22 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Context } from '../../../context.js';
 import { createShop } from '../../../db/shops.js';
 import { newShopKey } from '../../plugins/auth.js';
+import { ADMIN_ERRORS, BODY_ERRORS, problems, ShopCreated } from '../../responses.js';
 import { ShopBody } from '../../schemas.js';
 
-export async function shopRoutes(app: FastifyInstance, { ctx }: { ctx: Context }) {
-  app.post<{ Body: ShopBody }>(
+export const shopRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (app, { ctx }) => {
+  app.post(
     '/v1/admin/shops',
-    { schema: { tags: ['operators'], summary: 'Create a shop (its API key is shown once)', body: ShopBody } },
+    {
+      schema: {
+        tags: ['operators'],
+        summary: 'Create a shop (its API key is shown once)',
+        body: ShopBody,
+        response: { 201: ShopCreated, ...problems(...ADMIN_ERRORS, ...BODY_ERRORS) },
+      },
+    },
     async (request, reply) => {
       const key = newShopKey();
       const webhookSecret = `whsec_${randomBytes(24).toString('base64url')}`;
@@ -31,4 +39,4 @@ export async function shopRoutes(app: FastifyInstance, { ctx }: { ctx: Context }
       });
     },
   );
-}
+};
