@@ -255,6 +255,8 @@ export const carrierAttempts = pgTable(
     outcome: text('outcome').$type<AttemptOutcome>().notNull(),
     httpStatus: integer('http_status'),
     detail: text('detail'),
+    /** When the answer came (null while in flight): a backoff or Retry-After counts from here. */
+    answeredAt: time('answered_at'),
     /** Set once the carrier confirmed (2xx or 404) that a possible booking is gone. */
     cancelledAt: time('cancelled_at'),
   },

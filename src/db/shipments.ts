@@ -15,16 +15,14 @@ interface OrderRef {
 
 /** One parcel per warehouse of the plan. */
 export async function createParcels(tx: Db, order: OrderRef, warehouseIds: string[]): Promise<void> {
-  await tx
-    .insert(shipments)
-    .values(
-      warehouseIds.map((warehouseId) => ({
-        id: randomUUID(),
-        orderId: order.id,
-        attempt: order.attempt,
-        warehouseId,
-      })),
-    );
+  await tx.insert(shipments).values(
+    warehouseIds.map((warehouseId) => ({
+      id: randomUUID(),
+      orderId: order.id,
+      attempt: order.attempt,
+      warehouseId,
+    })),
+  );
 }
 
 /** The parcels of the order's current attempt, optionally only those in the given statuses. */
@@ -71,6 +69,7 @@ export async function attemptsOf(db: Db, shipmentId: string): Promise<(AttemptRe
     carrierId: r.carrierId,
     at: r.at,
     outcome: r.outcome,
+    answeredAt: r.answeredAt,
     retryAfterMs: retryAfterOf(r.detail),
     cancelledAt: r.cancelledAt,
   }));
@@ -85,19 +84,25 @@ function retryAfterOf(detail: string | null): number | null {
 /**
  * The booking intent, committed before the carrier is called: the attempt row (`pending`) and
  * the parcel `booking`. A worker killed during the call leaves both behind, so the parcel counts
- * as possibly booked there and is cancelled if the order does not ship. Null when the parcel is
- * no longer waiting for a booking (cancelled meanwhile).
+ * as possibly booked there and is cancelled if the order does not ship. Only a `pending` parcel
+ * starts a call — or, with `resume`, one left `booking` at this same carrier by a worker that
+ * died — so two booking jobs can never call two carriers for one parcel at once. Null when the
+ * parcel is not free for this call (another call is in flight, or it was cancelled meanwhile).
  */
 export async function startBooking(
   db: Db,
   parcel: { id: string; orderId: string },
   carrierId: string,
+  resume = false,
 ): Promise<number | null> {
   return db.transaction(async (tx) => {
+    const free = resume
+      ? and(eq(shipments.status, 'booking'), eq(shipments.carrierId, carrierId))
+      : eq(shipments.status, 'pending');
     const [moved] = await tx
       .update(shipments)
       .set({ status: 'booking', carrierId, updatedAt: new Date() })
-      .where(and(eq(shipments.id, parcel.id), inArray(shipments.status, ['pending', 'booking'])))
+      .where(and(eq(shipments.id, parcel.id), free))
       .returning({ id: shipments.id });
     if (!moved) return null;
     const [attempt] = await tx
@@ -122,7 +127,12 @@ export async function finishAttempt(tx: Db, attemptId: number, result: CallResul
     : result.detail;
   await tx
     .update(carrierAttempts)
-    .set({ outcome: result.outcome, httpStatus: result.httpStatus, detail: detail.slice(0, 500) })
+    .set({
+      outcome: result.outcome,
+      httpStatus: result.httpStatus,
+      detail: detail.slice(0, 500),
+      answeredAt: new Date(),
+    })
     .where(eq(carrierAttempts.id, attemptId));
 }
 

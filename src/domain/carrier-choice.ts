@@ -21,6 +21,8 @@ export interface AttemptRecord {
   carrierId: string;
   at: Date;
   outcome: AttemptOutcome;
+  /** When the answer came; a backoff or Retry-After counts from it (from `at` while unknown). */
+  answeredAt?: Date | null;
   retryAfterMs?: number | null;
   /** Set once the carrier confirmed a possible booking is gone. */
   cancelledAt?: Date | null;
@@ -113,7 +115,7 @@ export function nextBookingStep(input: {
     const wait = last.retryAfterMs
       ? Math.min(last.retryAfterMs, budget.maxRetryAfterMs)
       : fullJitterDelay(tried.length, budget, input.random ?? (() => jitterOf(last.at)));
-    const retryAt = Math.max(now, last.at.getTime() + wait);
+    const retryAt = Math.max(now, (last.answeredAt ?? last.at).getTime() + wait);
     const usedUp = tried.length >= budget.maxAttempts || retryAt - first >= budget.maxMs;
     if (usedUp || input.breakers?.[carrier.id] === 'open') {
       if (uncancelled) return { kind: 'cancel_first', carrierId: carrier.id };

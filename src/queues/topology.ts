@@ -47,6 +47,12 @@ export interface QueueSettings {
 
 /** The queue of one carrier's booking calls; its worker carries the carrier's rate limit. */
 export const carrierQueueName = (carrierId: string) => `dispatch.${carrierId}`;
+/**
+ * The window of a carrier's `rateLimitPerSecond`: a second, plus room for the few ms between
+ * taking a slot and the call landing at the carrier. The carrier queue's BullMQ limiter and the
+ * sliding log taken right before each call (steps/dispatch.ts) share it, so they stay in step.
+ */
+export const CARRIER_RATE_WINDOW_MS = 1_050;
 export const isCarrierQueue = (name: string) => name.startsWith('dispatch.');
 
 /** Finished jobs are trimmed by age and count so Redis memory stays bounded. */

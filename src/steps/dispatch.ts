@@ -21,8 +21,9 @@ import {
 import { expectedEventBy } from '../domain/parcels.js';
 import type { FailureReason } from '../domain/status.js';
 import type { BookingOutcome } from '../integrations/carriers/types.js';
+import { takeSlot } from '../integrations/sliding-log.js';
 import { enqueueAfterCommit } from '../queues/enqueue.js';
-import type { BookingJob, OrderJob } from '../queues/topology.js';
+import { CARRIER_RATE_WINDOW_MS, type BookingJob, type OrderJob } from '../queues/topology.js';
 import { afterMove } from './after-move.js';
 import { cancelAtCarriers } from './cancel-booking.js';
 import { holdIfLocked } from './lockdown.js';
@@ -93,9 +94,9 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
   const attempts = await attemptsOf(ctx.db, parcel.id);
   const latest = attempts[attempts.length - 1];
   // This job's call is the next one, or it is this job's own call, cut off (its worker died).
-  const due =
-    attempts.length + 1 === job.call || (attempts.length === job.call && latest?.outcome === 'pending');
-  if (!due) return { kind: 'skipped' };
+  const resume =
+    attempts.length === job.call && latest?.outcome === 'pending' && latest.carrierId === job.carrierId;
+  if (attempts.length + 1 !== job.call && !resume) return { kind: 'skipped' };
 
   const candidates = await candidatesOf(ctx);
   const carrier = candidates.find((c) => c.id === job.carrierId);
@@ -109,8 +110,20 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
     if (state === 'half_open') return { kind: 'wait', delayMs: PROBE_WAIT_MS };
     return routeParcel(ctx, order, parcel, candidates, carrier.id);
   }
-  const attemptId = await startBooking(ctx.db, parcel, carrier.id);
-  if (attemptId === null) return { kind: 'skipped' }; // cancelled meanwhile
+  // The carrier's cap, as a sliding log in Redis taken right before the call, so no second ever
+  // holds more than rateLimitPerSecond calls across every replica. Its window is a little over a
+  // second: the few ms from taking a slot to the call reaching the carrier vary from call to call.
+  if (carrier.rateLimitPerSecond) {
+    const waitMs = await takeSlot(
+      ctx.redis,
+      `${ctx.config.queuePrefix}:carrier-rate:${carrier.id}`,
+      CARRIER_RATE_WINDOW_MS,
+      carrier.rateLimitPerSecond,
+    );
+    if (waitMs > 0) return { kind: 'wait', delayMs: waitMs };
+  }
+  const attemptId = await startBooking(ctx.db, parcel, carrier.id, resume);
+  if (attemptId === null) return { kind: 'skipped' }; // another call in flight, or cancelled meanwhile
   const lines = (await reservationsOf(ctx.db, order)).filter(
     (r) => r.warehouseId === parcel.warehouseId && r.state === 'reserved',
   );

@@ -1,7 +1,7 @@
 import type { Worker } from 'bullmq';
 import type { Context } from '../context.js';
 import { allCarriers } from '../db/carriers.js';
-import { carrierQueueName } from '../queues/topology.js';
+import { CARRIER_RATE_WINDOW_MS, carrierQueueName } from '../queues/topology.js';
 
 export interface Limiter {
   max: number;
@@ -37,7 +37,7 @@ export function startCarrierWorkers(
         void closing.then(() => retiring.delete(closing));
         ctx.log.info({ carrierId: carrier.id, rateLimitPerSecond: limit }, 'carrier rate limit changed');
       }
-      const limiter = limit ? { max: limit, duration: 1000 } : undefined;
+      const limiter = limit ? { max: limit, duration: CARRIER_RATE_WINDOW_MS } : undefined;
       running.set(carrier.id, { worker: makeWorker(carrierQueueName(carrier.id), limiter), limit });
     }
   };

@@ -2,35 +2,12 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { AppError } from '../../errors.js';
+import { SLIDING_LOG } from '../../integrations/sliding-log.js';
 import { shopOf } from './auth.js';
 
 const WINDOW_MS = 60_000;
 
-/**
- * Sliding log in a Redis sorted set: a request is accepted only while fewer than `max` were
- * accepted in the last 60 s, so no 60 s span ever holds more than `max` (a fixed window would
- * let twice that through across its edge). Redis's clock is used, so every API replica agrees.
- */
-const SLIDING_LOG = `
-local key = KEYS[1]
-local window = tonumber(ARGV[1])
-local max = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-local accepted = count < max
-if accepted then
-  redis.call('ZADD', key, now, now .. ':' .. ARGV[3])
-  redis.call('PEXPIRE', key, window)
-  count = count + 1
-end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-local reset = window
-if oldest[2] then reset = tonumber(oldest[2]) + window - now end
-if accepted then return {count, reset} end
-return {max + 1, reset}
-`;
+/** The shop limit is the shared sliding log (see integrations/sliding-log.ts) over 60 s. */
 
 type Callback = (error: Error | null, result?: { current: number; ttl: number }) => void;
 type RedisWithLimit = Redis & {

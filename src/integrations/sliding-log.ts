@@ -1,0 +1,48 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * Sliding log in a Redis sorted set: a call is accepted only while fewer than `max` were
+ * accepted in the last `window` ms, so no span of that length ever holds more than `max` (a fixed
+ * window would let twice that through across its edge). Redis's clock is used, so every process
+ * agrees. Returns {count, msUntilOldestLeaves}; count is max + 1 when refused.
+ */
+export const SLIDING_LOG = `
+local key = KEYS[1]
+local window = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+local accepted = count < max
+if accepted then
+  redis.call('ZADD', key, now, now .. ':' .. ARGV[3])
+  redis.call('PEXPIRE', key, window)
+  count = count + 1
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+local reset = window
+if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+if accepted then return {count, reset} end
+return {max + 1, reset}
+`;
+
+type WithSlidingLog = Redis & {
+  surgelineSlidingLog(key: string, window: number, max: number, nonce: string): Promise<[number, number]>;
+};
+
+let nonce = 0;
+
+/** Takes one slot of `key`'s log: 0 when accepted, else the ms until one frees. */
+export async function takeSlot(redis: Redis, key: string, windowMs: number, max: number): Promise<number> {
+  const client = redis as WithSlidingLog;
+  if (!client.surgelineSlidingLog)
+    client.defineCommand('surgelineSlidingLog', { numberOfKeys: 1, lua: SLIDING_LOG });
+  const [count, reset] = await client.surgelineSlidingLog(
+    key,
+    windowMs,
+    max,
+    `${process.pid}:${nonce++}:${Math.random()}`,
+  );
+  return Number(count) <= max ? 0 : Math.max(1, Number(reset));
+}
