@@ -11,7 +11,6 @@ import { connect } from 'node:net';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CustomerMessage, NotificationProvider } from '../../src/integrations/notify/types.js';
-import { TransientSendError } from '../../src/integrations/notify/types.js';
 import { createLogger } from '../../src/logger.js';
 import { admin, newKey, orderBody, seedShopWithStock, shopHeaders } from '../helpers/fixtures.js';
 import {
@@ -94,7 +93,7 @@ describe('customer data never reaches the logs', () => {
     name: 'failing',
     async send(message) {
       sent.push(message);
-      throw new TransientSendError(
+      throw new Error(
         `Failed query: insert into outbox (to, text) values ($1, $2)\nparams: ${message.to},${message.text}`,
       );
     },

@@ -8,11 +8,8 @@ export interface CustomerMessage {
   idempotencyKey: string;
 }
 
-/** A send that may work later (provider down, rate-limited): the job is retried with backoff. */
-export class TransientSendError extends Error {}
-
 export interface NotificationProvider {
   readonly name: string;
-  /** Resolves when the provider accepted the message; throws TransientSendError to be retried. */
+  /** Resolves when the provider accepted the message; throws to be retried with backoff. */
   send(message: CustomerMessage): Promise<void>;
 }
