@@ -97,7 +97,10 @@ export async function startBooking(
 ): Promise<number | null> {
   return db.transaction(async (tx) => {
     const free = resume
-      ? and(eq(shipments.status, 'booking'), eq(shipments.carrierId, carrierId))
+      ? or(
+          eq(shipments.status, 'pending'),
+          and(eq(shipments.status, 'booking'), eq(shipments.carrierId, carrierId)),
+        )
       : eq(shipments.status, 'pending');
     const [moved] = await tx
       .update(shipments)
@@ -110,6 +113,19 @@ export async function startBooking(
       .values({ orderId: parcel.orderId, shipmentId: parcel.id, carrierId, outcome: 'pending' })
       .returning({ id: carrierAttempts.id });
     return attempt.id;
+  });
+}
+
+/** A booking intent whose call was never made (the carrier's rate limit said wait): undone. */
+export async function abandonBooking(db: Db, attemptId: number, parcelId: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx
+      .delete(carrierAttempts)
+      .where(and(eq(carrierAttempts.id, attemptId), eq(carrierAttempts.outcome, 'pending')));
+    await tx
+      .update(shipments)
+      .set({ status: 'pending', updatedAt: new Date() })
+      .where(and(eq(shipments.id, parcelId), eq(shipments.status, 'booking')));
   });
 }
 

@@ -25,6 +25,8 @@ const OUTAGE_MS = Number(env.DEMO_OUTAGE_MS ?? 60_000);
 /** …and this district is sealed this long. */
 const LOCKDOWN_MS = Number(env.DEMO_LOCKDOWN_MS ?? 20_000);
 const LOCKED_REGION = 'shanghai-minhang';
+/** How many times the demo's operator re-drives what is left in the dead-letter view. */
+const REDRIVE_ROUNDS = 3;
 
 /** What the demo started, stopped last-started first on every way out (signal, DEMO_EXIT, error). */
 const stops: (() => Promise<unknown>)[] = [];
@@ -224,31 +226,41 @@ async function main() {
   await untilAllClosed('processing');
 
   // The operator's part: once swift is back and its breaker lets calls through again, every dead
-  // letter is re-driven.
+  // letter is re-driven — again, up to REDRIVE_ROUNDS times, while swift's own 20 % faults (which
+  // can re-open its breaker) send some back.
   await Promise.all([outageOver, lockdownLifted]);
-  for (let open = true; open && Date.now() - started < TIMEOUT_MS;) {
+  const swiftOpen = async () => {
     const carriers = (await call('GET', '/v1/admin/carriers', undefined)) as {
       items: { id: string; breaker: { state: string } }[];
     };
-    open = carriers.items.some((c) => c.id === 'swift' && c.breaker.state === 'open');
-    if (open) await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  const deadLetters: string[] = [];
-  for (let cursor: string | null = null, first = true; first || cursor; first = false) {
-    const page = (await call(
-      'GET',
-      `/v1/admin/dead-letters?limit=100${cursor ? `&cursor=${cursor}` : ''}`,
-      undefined,
-    )) as {
-      items: { orderId: string }[];
-      nextCursor: string | null;
-    };
-    deadLetters.push(...page.items.map((i) => i.orderId));
-    cursor = page.nextCursor;
-  }
-  for (const id of deadLetters) await call('POST', `/v1/admin/orders/${id}/retry`, {});
-  if (deadLetters.length) {
-    console.log(`re-driving ${deadLetters.length} dead letter(s) now that swift is back`);
+    return carriers.items.some((c) => c.id === 'swift' && c.breaker.state === 'open');
+  };
+  const listDeadLetters = async () => {
+    const found: string[] = [];
+    for (let cursor: string | null = null, first = true; first || cursor; first = false) {
+      const query = `/v1/admin/dead-letters?limit=100${cursor ? `&cursor=${cursor}` : ''}`;
+      const page = (await call('GET', query, undefined)) as {
+        items: { orderId: string }[];
+        nextCursor: string | null;
+      };
+      found.push(...page.items.map((i) => i.orderId));
+      cursor = page.nextCursor;
+    }
+    return found;
+  };
+  const redriven = new Set<string>();
+  let deadLetterCount = 0;
+  for (let round = 1; round <= REDRIVE_ROUNDS && Date.now() - started < TIMEOUT_MS; round++) {
+    while ((await swiftOpen()) && Date.now() - started < TIMEOUT_MS)
+      await new Promise((r) => setTimeout(r, 500));
+    const deadLetters = await listDeadLetters();
+    if (deadLetters.length === 0) break;
+    if (round === 1) deadLetterCount = deadLetters.length;
+    console.log(`re-driving ${deadLetters.length} dead letter(s) (round ${round}) now that swift is back`);
+    for (const id of deadLetters) {
+      await call('POST', `/v1/admin/orders/${id}/retry`, {});
+      redriven.add(id);
+    }
     await untilAllClosed('re-driven');
   }
 
@@ -268,8 +280,8 @@ async function main() {
     .from(carrierAttempts);
   console.log(
     formatLogistics(logisticsReport(attempts, events), {
-      listed: deadLetters.length,
-      redriven: deadLetters.length,
+      listed: deadLetterCount,
+      redriven: redriven.size,
     }),
   );
   console.log(`rejected at intake ${rejected}`);

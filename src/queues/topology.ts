@@ -52,7 +52,7 @@ export const carrierQueueName = (carrierId: string) => `dispatch.${carrierId}`;
  * taking a slot and the call landing at the carrier. The carrier queue's BullMQ limiter and the
  * sliding log taken right before each call (steps/dispatch.ts) share it, so they stay in step.
  */
-export const CARRIER_RATE_WINDOW_MS = 1_050;
+export const CARRIER_RATE_WINDOW_MS = 1_150;
 export const isCarrierQueue = (name: string) => name.startsWith('dispatch.');
 
 /** Finished jobs are trimmed by age and count so Redis memory stays bounded. */

@@ -2,6 +2,7 @@ import type { Context } from '../context.js';
 import { allCarriers, successRates, type CarrierRow } from '../db/carriers.js';
 import { findOrder, transition, type LoadedOrder } from '../db/orders.js';
 import {
+  abandonBooking,
   attemptsOf,
   bookingFailed,
   bookingSucceeded,
@@ -110,9 +111,14 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
     if (state === 'half_open') return { kind: 'wait', delayMs: PROBE_WAIT_MS };
     return routeParcel(ctx, order, parcel, candidates, carrier.id);
   }
-  // The carrier's cap, as a sliding log in Redis taken right before the call, so no second ever
-  // holds more than rateLimitPerSecond calls across every replica. Its window is a little over a
-  // second: the few ms from taking a slot to the call reaching the carrier vary from call to call.
+  const lines = (await reservationsOf(ctx.db, order)).filter(
+    (r) => r.warehouseId === parcel.warehouseId && r.state === 'reserved',
+  );
+  const attemptId = await startBooking(ctx.db, parcel, carrier.id, resume);
+  if (attemptId === null) return { kind: 'skipped' }; // another call in flight, or cancelled meanwhile
+  // The carrier's cap: a sliding log in Redis, its slot taken as the last thing before the call,
+  // so no second holds more than rateLimitPerSecond calls across every replica. Its window is a
+  // little over a second, for the jitter between taking a slot and the call landing.
   if (carrier.rateLimitPerSecond) {
     const waitMs = await takeSlot(
       ctx.redis,
@@ -120,13 +126,11 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
       CARRIER_RATE_WINDOW_MS,
       carrier.rateLimitPerSecond,
     );
-    if (waitMs > 0) return { kind: 'wait', delayMs: waitMs };
+    if (waitMs > 0) {
+      await abandonBooking(ctx.db, attemptId, parcel.id); // no call was made: no attempt
+      return { kind: 'wait', delayMs: waitMs };
+    }
   }
-  const attemptId = await startBooking(ctx.db, parcel, carrier.id, resume);
-  if (attemptId === null) return { kind: 'skipped' }; // another call in flight, or cancelled meanwhile
-  const lines = (await reservationsOf(ctx.db, order)).filter(
-    (r) => r.warehouseId === parcel.warehouseId && r.state === 'reserved',
-  );
   const outcome: BookingOutcome = await ctx.carriers.book(carrier, {
     reference: parcel.id,
     orderId: order.id,
