@@ -106,7 +106,7 @@ describe('npm run demo', () => {
     expect(code, output).toBe(0);
     expect(output).toContain('Surgeline demo report');
     const delivered = /by status .*delivered (\d+)/.exec(output);
-    expect(Number(delivered?.[1])).toBeGreaterThan(30);
+    expect(Number(delivered?.[1]), output).toBeGreaterThan(30);
     expect(output).toMatch(/on-time rate\s+\d+\.\d%/);
     expect(output).toMatch(/dispatch\s+\d+\s+\d+ ms\s+\d+ ms/);
     // The logistics story: the sealed district's orders were held, swift's outage failed over.

@@ -1,12 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { eq } from 'drizzle-orm';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Db } from '../../db/client.js';
-import { shops } from '../../db/schema.js';
+import { findShopByKeyId, type ShopRow } from '../../db/shops.js';
 import { hmacHex, safeEqual } from '../../domain/signing.js';
 import { AppError } from '../../errors.js';
 
-export type ShopRow = typeof shops.$inferSelect;
+export type { ShopRow };
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -41,7 +40,7 @@ export function shopAuthenticator(db: Db) {
     const token = bearer(request);
     if (!token) throw unauthorized('Send the shop API key as "Authorization: Bearer <key>".');
     const match = /^sk_([A-Za-z0-9_-]{12})_([A-Za-z0-9_-]+)$/.exec(token);
-    const [shop] = match ? await db.select().from(shops).where(eq(shops.apiKeyId, match[1])) : [];
+    const shop = match ? await findShopByKeyId(db, match[1]) : undefined;
     // Hash and compare even when no shop matched, so timing does not tell which part was wrong.
     const valid = safeEqual(sha256(match?.[2] ?? token), shop?.apiKeyHash ?? sha256('no shop'));
     if (!shop || !valid) throw unauthorized('The API key is not valid.');
