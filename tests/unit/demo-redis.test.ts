@@ -8,7 +8,8 @@ import { NO_REDIS } from '../../src/demo/private-redis.js';
 /**
  * `npm run demo` on a machine where no Redis runs. Each run is in a fresh network namespace (only
  * its own loopback, so nothing answers on 127.0.0.1:6379 whatever this machine runs); that takes
- * root and unshare(1), else these tests are skipped.
+ * root, unshare(1) and ip(8) — as on every developer and CI machine of this project (.ci/run
+ * installs them where missing); elsewhere the first test says what is missing.
  */
 const which = (name: string) =>
   spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim() || undefined;
@@ -114,7 +115,12 @@ function alive(pid: number): boolean {
   }
 }
 
-describe.skipIf(!canUnshare)('npm run demo without a Redis', () => {
+describe('npm run demo without a Redis', () => {
+  it('can make a fresh network namespace here (root, unshare, ip, npm)', () => {
+    expect(canUnshare, 'these tests need root, unshare(1) and ip(8)').toBe(true);
+    expect(NPM, 'these tests need npm on PATH').toBeTruthy();
+  });
+
   it('starts a private Redis, runs the surge to the report, exits 0 and leaves no redis-server', async () => {
     const run = inFreshNetwork(DEMO, { DEMO_ORDERS: '20', DEMO_EXIT: '1', PORT: '0' });
     const code = await run.exited;
@@ -127,7 +133,7 @@ describe.skipIf(!canUnshare)('npm run demo without a Redis', () => {
     expect(redisServersOn(redis.port)).toEqual([]);
   }, 120_000);
 
-  it.skipIf(!NPM)(
+  it(
     'Ctrl-C on `npm run demo` (SIGINT to the whole group, then again from npm) stops the engine, then its Redis; exit 0',
     async () => {
       const run = inFreshNetwork(`exec ${NPM} run demo`, {
