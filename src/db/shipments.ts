@@ -85,23 +85,28 @@ function retryAfterOf(detail: string | null): number | null {
  * The booking intent, committed before the carrier is called: the attempt row (`pending`) and
  * the parcel `booking`. A worker killed during the call leaves both behind, so the parcel counts
  * as possibly booked there and is cancelled if the order does not ship. Only a `pending` parcel
- * starts a call — or, with `resume`, one left `booking` at this same carrier by a worker that
- * died — so two booking jobs can never call two carriers for one parcel at once. Null when the
+ * starts a call — or one left `booking` by a worker that died: at this same carrier (`resume`),
+ * or at any once the dead call is long over (`stale`) — so two booking jobs never call two
+ * carriers for one parcel at once. Null when the
  * parcel is not free for this call (another call is in flight, or it was cancelled meanwhile).
  */
 export async function startBooking(
   db: Db,
   parcel: { id: string; orderId: string },
   carrierId: string,
-  resume = false,
+  /** `resume`: this carrier's own call was cut off; `stale`: a dead worker's call, long over, at any carrier. */
+  from: 'pending' | 'resume' | 'stale' = 'pending',
 ): Promise<number | null> {
   return db.transaction(async (tx) => {
-    const free = resume
-      ? or(
-          eq(shipments.status, 'pending'),
-          and(eq(shipments.status, 'booking'), eq(shipments.carrierId, carrierId)),
-        )
-      : eq(shipments.status, 'pending');
+    const free =
+      from === 'pending'
+        ? eq(shipments.status, 'pending')
+        : or(
+            eq(shipments.status, 'pending'),
+            from === 'stale'
+              ? eq(shipments.status, 'booking')
+              : and(eq(shipments.status, 'booking'), eq(shipments.carrierId, carrierId)),
+          );
     const [moved] = await tx
       .update(shipments)
       .set({ status: 'booking', carrierId, updatedAt: new Date() })

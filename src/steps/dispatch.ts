@@ -98,6 +98,13 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
   const resume =
     attempts.length === job.call && latest?.outcome === 'pending' && latest.carrierId === job.carrierId;
   if (attempts.length + 1 !== job.call && !resume) return { kind: 'skipped' };
+  // A call left pending by a worker that died long ago (Redis lost its job, the parcel was routed
+  // again): nothing is in flight any more, so the next call may take the parcel over.
+  const stale =
+    !resume &&
+    parcel.status === 'booking' &&
+    latest?.outcome === 'pending' &&
+    Date.now() - latest.at.getTime() >= ctx.config.carrierTimeoutMs + IN_FLIGHT_GRACE_MS;
 
   const candidates = await candidatesOf(ctx);
   const carrier = candidates.find((c) => c.id === job.carrierId);
@@ -114,7 +121,12 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
   const lines = (await reservationsOf(ctx.db, order)).filter(
     (r) => r.warehouseId === parcel.warehouseId && r.state === 'reserved',
   );
-  const attemptId = await startBooking(ctx.db, parcel, carrier.id, resume);
+  const attemptId = await startBooking(
+    ctx.db,
+    parcel,
+    carrier.id,
+    resume ? 'resume' : stale ? 'stale' : 'pending',
+  );
   if (attemptId === null) return { kind: 'skipped' }; // another call in flight, or cancelled meanwhile
   // The carrier's cap: a sliding log in Redis, its slot taken as the last thing before the call,
   // so no second holds more than rateLimitPerSecond calls across every replica. Its window is a
