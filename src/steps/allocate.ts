@@ -11,7 +11,7 @@ import { holdIfLocked, resumesThroughAllocation } from './lockdown.js';
 
 export type AllocationOutcome = 'allocated' | 'out_of_stock' | 'held' | 'skipped';
 
-/** The allocation strategy in use (one default today; issue-level configuration picks others). */
+/** The allocation strategy in use: one default today; another is one new file in domain/allocation/. */
 export const allocationStrategy: AllocationStrategy = singleWarehouse;
 
 /**

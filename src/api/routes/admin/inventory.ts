@@ -23,7 +23,7 @@ function inventoryView(row: InventoryRow) {
     onHand: row.onHand,
     reserved: row.reserved,
     available: Math.max(0, row.onHand - row.reserved),
-    // Restocks (inbound stock) arrive with the allocation capability; nothing is inbound yet.
+    // No restocks exist yet (they come with backorders): nothing is inbound.
     inbound: 0,
     inboundEta: null,
   };
