@@ -55,7 +55,10 @@ export async function successRates(db: Db, carrierIds: string[]): Promise<Map<st
       .orderBy(desc(carrierAttempts.id))
       .limit(RECENT_CALLS);
     const answered = recent.filter((a) => a.outcome !== 'pending');
-    rates.set(id, answered.length ? answered.filter((a) => a.outcome === 'booked').length / answered.length : null);
+    rates.set(
+      id,
+      answered.length ? answered.filter((a) => a.outcome === 'booked').length / answered.length : null,
+    );
   }
   return rates;
 }

@@ -31,7 +31,11 @@ export async function insertOrder(
   });
 }
 
-export async function findByIdempotencyKey(db: Db, shopId: string, key: string): Promise<OrderRow | undefined> {
+export async function findByIdempotencyKey(
+  db: Db,
+  shopId: string,
+  key: string,
+): Promise<OrderRow | undefined> {
   const [order] = await db
     .select()
     .from(orders)

@@ -48,7 +48,12 @@ export interface Moved {
  * EFFECTS). All in the caller's transaction. Null when the order was no longer where the caller
  * read it: the stage already ran, or another one won.
  */
-export async function transition(tx: Db, order: LoadedOrder, move: Move, env: OutboxEnv): Promise<Moved | null> {
+export async function transition(
+  tx: Db,
+  order: LoadedOrder,
+  move: Move,
+  env: OutboxEnv,
+): Promise<Moved | null> {
   if (!canTransition(order.status, move.to)) throw new ForbiddenTransition(order.status, move.to);
   const at = move.at ?? new Date();
   const [row] = await tx
@@ -142,7 +147,11 @@ export async function recordEvent(
       .select({ seq: orderEvents.seq, at: orderEvents.at, detail: orderEvents.detail })
       .from(orderEvents)
       .where(
-        and(eq(orderEvents.orderId, order.id), eq(orderEvents.attempt, order.attempt), eq(orderEvents.status, status)),
+        and(
+          eq(orderEvents.orderId, order.id),
+          eq(orderEvents.attempt, order.attempt),
+          eq(orderEvents.status, status),
+        ),
       );
     if (REPEATABLE.has(status) && earlier.some((e) => e.at.getTime() === at.getTime() && e.detail === detail))
       return null;
@@ -231,7 +240,9 @@ export async function listShopOrders(
   if (opts.status) conditions.push(eq(orders.status, opts.status));
   if (opts.cursor) {
     const { createdAt, id } = opts.cursor;
-    conditions.push(or(lt(orders.createdAt, createdAt), and(eq(orders.createdAt, createdAt), lt(orders.id, id)))!);
+    conditions.push(
+      or(lt(orders.createdAt, createdAt), and(eq(orders.createdAt, createdAt), lt(orders.id, id)))!,
+    );
   }
   return db
     .select()

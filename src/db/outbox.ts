@@ -18,7 +18,10 @@ export async function writeOutbox(
   at: Date,
   env: { publicUrl: string },
 ): Promise<string[]> {
-  const messages = outboxMessages(order, status, at, { publicUrl: env.publicUrl, webhookUrl: order.webhookUrl });
+  const messages = outboxMessages(order, status, at, {
+    publicUrl: env.publicUrl,
+    webhookUrl: order.webhookUrl,
+  });
   if (messages.length === 0) return [];
   const rows = await tx
     .insert(notifications)
@@ -42,10 +45,17 @@ export async function writeOutbox(
  * Claims a pending row for one send: no other run (a lapsed job lock, the reconciler after a
  * flush) sends it until the lease passes. Null when it is sent, given up, or claimed by another.
  */
-export async function claimNotification(db: Db, id: string, leaseMs: number): Promise<NotificationRow | null> {
+export async function claimNotification(
+  db: Db,
+  id: string,
+  leaseMs: number,
+): Promise<NotificationRow | null> {
   const [row] = await db
     .update(notifications)
-    .set({ leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval`, tries: sql`${notifications.tries} + 1` })
+    .set({
+      leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval`,
+      tries: sql`${notifications.tries} + 1`,
+    })
     .where(
       and(
         eq(notifications.id, id),
@@ -96,7 +106,10 @@ export async function pendingNotifications(
   if (opts.after) {
     const { createdAt, id } = opts.after;
     conditions.push(
-      or(gt(notifications.createdAt, createdAt), and(eq(notifications.createdAt, createdAt), gt(notifications.id, id)))!,
+      or(
+        gt(notifications.createdAt, createdAt),
+        and(eq(notifications.createdAt, createdAt), gt(notifications.id, id)),
+      )!,
     );
   }
   return db

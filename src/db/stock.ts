@@ -105,7 +105,10 @@ export async function reservationsOf(db: Db, order: OrderRef) {
 /** The SKUs of `skus` that no warehouse lists (a SKU is known once any warehouse lists it, even at 0). */
 export async function unknownSkus(db: Db, skus: string[]): Promise<Set<string>> {
   const wanted = [...new Set(skus)];
-  const known = await db.selectDistinct({ sku: inventory.sku }).from(inventory).where(inArray(inventory.sku, wanted));
+  const known = await db
+    .selectDistinct({ sku: inventory.sku })
+    .from(inventory)
+    .where(inArray(inventory.sku, wanted));
   const knownSet = new Set(known.map((k) => k.sku));
   return new Set(wanted.filter((s) => !knownSet.has(s)));
 }
@@ -155,7 +158,10 @@ export async function listInventory(
   if (opts.after) {
     const { warehouseId, sku } = opts.after;
     conditions.push(
-      or(gt(inventory.warehouseId, warehouseId), and(eq(inventory.warehouseId, warehouseId), gt(inventory.sku, sku)))!,
+      or(
+        gt(inventory.warehouseId, warehouseId),
+        and(eq(inventory.warehouseId, warehouseId), gt(inventory.sku, sku)),
+      )!,
     );
   }
   return db

@@ -38,7 +38,13 @@ export type OutboxMessage =
   | {
       kind: 'webhook';
       url: string;
-      event: { type: 'order.status_changed'; orderId: string; externalId: string; status: string; at: string };
+      event: {
+        type: 'order.status_changed';
+        orderId: string;
+        externalId: string;
+        status: string;
+        at: string;
+      };
     };
 
 export interface NotifiedOrder {

@@ -56,6 +56,10 @@ export function rollUp(
 const HOUR = 3_600_000;
 
 /** When a carrier event is due for a booked parcel: its ETA, else booking time + transit. */
-export function expectedEventBy(bookedAt: Date, estimatedDeliveryAt: Date | null, transitHours: number): Date {
+export function expectedEventBy(
+  bookedAt: Date,
+  estimatedDeliveryAt: Date | null,
+  transitHours: number,
+): Date {
   return estimatedDeliveryAt ?? new Date(bookedAt.getTime() + transitHours * HOUR);
 }

@@ -45,7 +45,10 @@ export async function allocate(ctx: Context, job: OrderJob): Promise<AllocationO
         const result = await transition(
           tx,
           order,
-          { to: 'allocated', detail: `reserved in ${parcels.map((p) => `warehouse ${p.warehouseId}`).join(', ')}` },
+          {
+            to: 'allocated',
+            detail: `reserved in ${parcels.map((p) => `warehouse ${p.warehouseId}`).join(', ')}`,
+          },
           ctx.config,
         );
         if (!result) return null;

@@ -8,8 +8,13 @@ export async function leaveFeedback(
   order: OrderRow,
   body: { score: number; comment?: string },
 ): Promise<FeedbackRow> {
-  if (order.status !== 'delivered') throw new AppError(409, 'not_delivered', 'Feedback is taken once the order is delivered.');
-  const row = await addFeedback(ctx.db, { orderId: order.id, score: body.score, comment: body.comment ?? null });
+  if (order.status !== 'delivered')
+    throw new AppError(409, 'not_delivered', 'Feedback is taken once the order is delivered.');
+  const row = await addFeedback(ctx.db, {
+    orderId: order.id,
+    score: body.score,
+    comment: body.comment ?? null,
+  });
   if (!row) throw new AppError(409, 'feedback_exists', 'This order already has feedback.');
   return row;
 }

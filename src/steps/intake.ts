@@ -33,7 +33,11 @@ export interface IntakeResult {
 
 function repeat(order: OrderRow, hash: string): IntakeResult {
   if (order.requestHash !== hash) {
-    throw new AppError(409, 'idempotency_conflict', 'This Idempotency-Key was already used with a different request body.');
+    throw new AppError(
+      409,
+      'idempotency_conflict',
+      'This Idempotency-Key was already used with a different request body.',
+    );
   }
   return { created: false, order };
 }
@@ -66,7 +70,10 @@ export async function intake(
 
   const region = body.shippingAddress.region;
   const now = new Date(); // set here, not by the database, so cursors keep millisecond precision
-  const promisedBy = promiseAt(now, transitHoursFor(await allCarriers(ctx.db), region, ctx.config.defaultTransitHours));
+  const promisedBy = promiseAt(
+    now,
+    transitHoursFor(await allCarriers(ctx.db), region, ctx.config.defaultTransitHours),
+  );
   const created = await insertOrder(
     ctx.db,
     {

@@ -34,7 +34,10 @@ export async function sendNotification(
     const message = (error as Error).message;
     await markFailed(ctx.db, row.id, message, finalAttempt);
     if (finalAttempt) {
-      ctx.log.error({ orderId: row.orderId, channel: row.channel, status: row.status, err: message }, 'notification given up');
+      ctx.log.error(
+        { orderId: row.orderId, channel: row.channel, status: row.status, err: message },
+        'notification given up',
+      );
       return 'given_up';
     }
     throw error;

@@ -58,7 +58,9 @@ describe('queues: every job prioritised, ids derived from the work, finished job
   it('maps essential, express and standard to BullMQ priorities 1, 2 and 3 under ids derived from the order', async () => {
     const expected: Record<string, number> = { essential: 1, express: 2, standard: 3 };
     for (const [priority, id] of Object.entries(placed)) {
-      const job = await api.ctx.queues.byName.allocation.getJob(TOPOLOGY.allocation.jobId({ orderId: id, attempt: 1 }));
+      const job = await api.ctx.queues.byName.allocation.getJob(
+        TOPOLOGY.allocation.jobId({ orderId: id, attempt: 1 }),
+      );
       expect(job?.data).toEqual({ orderId: id, attempt: 1 });
       expect(job?.opts.priority).toBe(expected[priority]);
       expect(job?.opts.removeOnComplete).toMatchObject({

@@ -133,30 +133,26 @@ describe('npm run demo without a Redis', () => {
     expect(redisServersOn(redis.port)).toEqual([]);
   }, 120_000);
 
-  it(
-    'Ctrl-C on `npm run demo` (SIGINT to the whole group, then again from npm) stops the engine, then its Redis; exit 0',
-    async () => {
-      const run = inFreshNetwork(`exec ${NPM} run demo`, {
-        DEMO_ORDERS: '10',
-        PORT: '0',
-        npm_config_update_notifier: 'false',
-      });
-      const deadline = Date.now() + 100_000;
-      while (!run.output().includes('Ctrl-C to stop') && Date.now() < deadline) {
-        if (run.child.exitCode !== null) break;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      expect(run.output()).toContain('Ctrl-C to stop');
-      const redis = privateRedis(run.output());
-      expect(alive(redis.pid)).toBe(true);
-      process.kill(-run.child.pid!, 'SIGINT'); // what a terminal does on Ctrl-C
-      const code = await run.exited;
-      expect(code, run.output()).toBe(0);
-      expect(alive(redis.pid)).toBe(false);
-      expect(redisServersOn(redis.port)).toEqual([]);
-    },
-    120_000,
-  );
+  it('Ctrl-C on `npm run demo` (SIGINT to the whole group, then again from npm) stops the engine, then its Redis; exit 0', async () => {
+    const run = inFreshNetwork(`exec ${NPM} run demo`, {
+      DEMO_ORDERS: '10',
+      PORT: '0',
+      npm_config_update_notifier: 'false',
+    });
+    const deadline = Date.now() + 100_000;
+    while (!run.output().includes('Ctrl-C to stop') && Date.now() < deadline) {
+      if (run.child.exitCode !== null) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(run.output()).toContain('Ctrl-C to stop');
+    const redis = privateRedis(run.output());
+    expect(alive(redis.pid)).toBe(true);
+    process.kill(-run.child.pid!, 'SIGINT'); // what a terminal does on Ctrl-C
+    const code = await run.exited;
+    expect(code, run.output()).toBe(0);
+    expect(alive(redis.pid)).toBe(false);
+    expect(redisServersOn(redis.port)).toEqual([]);
+  }, 120_000);
 
   it('stops its private Redis when it fails after starting it (here: invalid configuration), exit 1', async () => {
     const run = inFreshNetwork(DEMO, { DEMO_ORDERS: '5', DEMO_EXIT: '1', LOG_LEVEL: 'loud' });

@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { mergeLines, type WarehouseStock } from '../../src/domain/allocation/strategy.js';
 import { singleWarehouseCandidates } from '../../src/domain/allocation/single-warehouse.js';
 import { canonicalJson, requestHash } from '../../src/domain/canonical.js';
-import { eligibleCarriers, servesRegion, type CarrierCandidate as CarrierChoice } from '../../src/domain/carrier-choice.js';
+import {
+  eligibleCarriers,
+  servesRegion,
+  type CarrierCandidate as CarrierChoice,
+} from '../../src/domain/carrier-choice.js';
 import { jobPriority, PRIORITIES } from '../../src/domain/priority.js';
 import { promiseAt, transitHoursFor } from '../../src/domain/promise.js';
 import {
