@@ -46,19 +46,22 @@ const RECENT_CALLS = 100;
  * none. Calls still in flight are not counted.
  */
 export async function successRates(db: Db, carrierIds: string[]): Promise<Map<string, number | null>> {
-  const rates = new Map<string, number | null>(carrierIds.map((id) => [id, null]));
-  for (const id of carrierIds) {
-    const recent = await db
-      .select({ outcome: carrierAttempts.outcome })
-      .from(carrierAttempts)
-      .where(eq(carrierAttempts.carrierId, id))
-      .orderBy(desc(carrierAttempts.id))
-      .limit(RECENT_CALLS);
-    const answered = recent.filter((a) => a.outcome !== 'pending');
-    rates.set(
-      id,
-      answered.length ? answered.filter((a) => a.outcome === 'booked').length / answered.length : null,
-    );
-  }
-  return rates;
+  // One index range scan per carrier (carrier_id, id), all sent at once rather than in turn.
+  const recent = await Promise.all(
+    carrierIds.map((id) =>
+      db
+        .select({ outcome: carrierAttempts.outcome })
+        .from(carrierAttempts)
+        .where(eq(carrierAttempts.carrierId, id))
+        .orderBy(desc(carrierAttempts.id))
+        .limit(RECENT_CALLS),
+    ),
+  );
+  return new Map(
+    carrierIds.map((id, i) => {
+      const answered = recent[i].filter((a) => a.outcome !== 'pending');
+      const booked = answered.filter((a) => a.outcome === 'booked').length;
+      return [id, answered.length ? booked / answered.length : null];
+    }),
+  );
 }

@@ -53,6 +53,17 @@ export function rollUp(
   return null;
 }
 
+/** A carrier may still act on a call this long past our timeout (its answer was on the way). */
+export const IN_FLIGHT_GRACE_MS = 5_000;
+
+/**
+ * Whether a booking call that started at `startedAt` may still book at the carrier: it is in
+ * flight (or its worker just died), or it timed out so recently that the carrier may act on it.
+ */
+export function mayStillLand(startedAt: Date, now: Date, carrierTimeoutMs: number): boolean {
+  return now.getTime() - startedAt.getTime() < carrierTimeoutMs + IN_FLIGHT_GRACE_MS;
+}
+
 const HOUR = 3_600_000;
 
 /** When a carrier event is due for a booked parcel: its ETA, else booking time + transit. */

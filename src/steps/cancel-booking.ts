@@ -1,9 +1,7 @@
 import type { Context } from '../context.js';
 import { allCarriers } from '../db/carriers.js';
+import { mayStillLand } from '../domain/parcels.js';
 import { confirmCancelled, findParcel, finishCancellation, possibleBookings } from '../db/shipments.js';
-
-/** A booking call may still be acted on this long after it started: no DELETE answer proves it gone yet. */
-const IN_FLIGHT_GRACE_MS = 5_000;
 
 export type CancelResult = 'cancelled' | 'retry' | 'skipped';
 
@@ -32,9 +30,7 @@ export async function cancelAtCarriers(
     // A call with no answer (in flight, or timed out: the carrier may still act on it) can book
     // after this DELETE, or re-make the booking it just removed: no answer proves it gone yet.
     const inFlight = mine.some(
-      (a) =>
-        a.outcome !== 'booked' &&
-        Date.now() - a.at.getTime() < ctx.config.carrierTimeoutMs + IN_FLIGHT_GRACE_MS,
+      (a) => a.outcome !== 'booked' && mayStillLand(a.at, new Date(), ctx.config.carrierTimeoutMs),
     );
     if (answer === 'failed' || inFlight) {
       ctx.log.warn({ shipmentId, carrierId: id, answer }, 'booking not yet confirmed cancelled; will retry');

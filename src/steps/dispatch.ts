@@ -19,7 +19,7 @@ import {
   type BreakerState,
   type CarrierCandidate,
 } from '../domain/carrier-choice.js';
-import { expectedEventBy } from '../domain/parcels.js';
+import { expectedEventBy, mayStillLand } from '../domain/parcels.js';
 import type { FailureReason } from '../domain/status.js';
 import type { BookingOutcome } from '../integrations/carriers/types.js';
 import { takeSlot } from '../integrations/sliding-log.js';
@@ -48,8 +48,6 @@ export type DispatchResult =
 const CANCEL_RETRY_MS = 2_000;
 /** How long a call waits while a half-open breaker's probes decide. */
 const PROBE_WAIT_MS = 1_000;
-/** A booking call may still be in flight this long after it started (its worker may be alive). */
-const IN_FLIGHT_GRACE_MS = 5_000;
 
 type Candidates = (CarrierRow & CarrierCandidate)[];
 
@@ -104,7 +102,7 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
     !resume &&
     parcel.status === 'booking' &&
     latest?.outcome === 'pending' &&
-    Date.now() - latest.at.getTime() >= ctx.config.carrierTimeoutMs + IN_FLIGHT_GRACE_MS;
+    !mayStillLand(latest.at, new Date(), ctx.config.carrierTimeoutMs);
 
   const candidates = await candidatesOf(ctx);
   const carrier = candidates.find((c) => c.id === job.carrierId);
@@ -199,7 +197,7 @@ async function routeParcel(
     const inFlight =
       parcel.status === 'booking' &&
       latest?.outcome === 'pending' &&
-      Date.now() - latest.at.getTime() < ctx.config.carrierTimeoutMs + IN_FLIGHT_GRACE_MS;
+      mayStillLand(latest.at, new Date(), ctx.config.carrierTimeoutMs);
     if (inFlight) return { kind: 'routed' }; // its booking job answers for it
     const decision = nextBookingStep({
       candidates,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { outboxMessages, messageKey, reachableChannels, toldStatus } from '../../src/domain/notify.js';
-import { rollUp } from '../../src/domain/parcels.js';
+import { IN_FLIGHT_GRACE_MS, mayStillLand, rollUp } from '../../src/domain/parcels.js';
 import { CANCELLABLE, EFFECTS, canTransition, ORDER_STATUSES } from '../../src/domain/status.js';
 
 describe('the status machine’s effects', () => {
@@ -41,6 +41,15 @@ describe('the parcel roll-up', () => {
     expect(rollUp('dispatched', parcels)).toEqual({ status: 'in_transit' });
     expect(rollUp('in_transit', parcels)).toBeNull();
     expect(rollUp('dispatched', [{ status: 'booked', deliveredAt: null }])).toBeNull();
+  });
+});
+
+describe('a booking call that may still land', () => {
+  it('until the carrier timeout plus the grace has passed since it started', () => {
+    const started = new Date('2026-01-31T08:00:00.000Z');
+    const after = (ms: number) => new Date(started.getTime() + ms);
+    expect(mayStillLand(started, after(1000 + IN_FLIGHT_GRACE_MS - 1), 1000)).toBe(true);
+    expect(mayStillLand(started, after(1000 + IN_FLIGHT_GRACE_MS), 1000)).toBe(false);
   });
 });
 
