@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { QUEUE_NAMES, type QueueName } from './queues/topology.js';
+import { regionPair } from './domain/allocation/strategy.js';
 
 export interface Config {
   port: number;
@@ -30,6 +31,15 @@ export interface Config {
   workerStalledIntervalMs: number;
   workerConcurrency: number;
   defaultTransitHours: number;
+  /** Allocation (ALLOCATION_STRATEGY, ALLOW_SPLIT, REGION_DISTANCES; README: Allocation). */
+  allocation: {
+    strategy: string;
+    allowSplit: boolean;
+    /** Keyed by regionPair(a, b). */
+    regionDistances: Map<string, number>;
+  };
+  /** A stock row whose cover is shorter than this, with nothing inbound, raises an alert. */
+  stockRiskHours: number;
   /** Carrier circuit breakers (BREAKER_*); every process should run with the same. */
   breaker: {
     failureThreshold: number;
@@ -72,6 +82,28 @@ function url(env: Env, name: string, fallback: string, protocols: string[]): str
     );
   }
   return raw.replace(/\/$/, '');
+}
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw !== '0' && raw !== '1') throw new ConfigError(`${name} must be 0 or 1, got "${raw}"`);
+  return raw === '1';
+}
+
+/** `a:b=12,a:c=30`: the distance between two regions, either way round. */
+function distances(env: Env, name: string): Map<string, number> {
+  const table = new Map<string, number>();
+  const raw = env[name]?.trim();
+  if (!raw) return table;
+  for (const entry of raw.split(',')) {
+    const match = /^\s*([^:=,\s]+):([^:=,\s]+)=(\d+(?:\.\d+)?)\s*$/.exec(entry);
+    if (!match) {
+      throw new ConfigError(`${name} must list region pairs as "a:b=12,a:c=30", got "${entry.trim()}"`);
+    }
+    table.set(regionPair(match[1], match[2]), Number(match[3]));
+  }
+  return table;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -125,6 +157,12 @@ export function loadConfig(env: Env = process.env): Config {
     workerStalledIntervalMs: int(env, 'WORKER_STALLED_INTERVAL_MS', 30_000, 500, 600_000),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 8, 1, 1000),
     defaultTransitHours: int(env, 'DEFAULT_TRANSIT_HOURS', 48, 1, 24 * 60),
+    allocation: {
+      strategy: env.ALLOCATION_STRATEGY || 'nearest-first',
+      allowSplit: flag(env, 'ALLOW_SPLIT', true),
+      regionDistances: distances(env, 'REGION_DISTANCES'),
+    },
+    stockRiskHours: int(env, 'STOCK_RISK_HOURS', 72, 1, 24 * 365),
     breaker: {
       failureThreshold: int(env, 'BREAKER_FAILURE_THRESHOLD', 5, 1, 10_000),
       failureRate: int(env, 'BREAKER_FAILURE_RATE_PERCENT', 50, 1, 100) / 100,

@@ -33,6 +33,15 @@ export const shops = pgTable('shops', {
   createdAt: createdAt(),
 });
 
+/** A supplier: while unavailable, its warehouses count as empty to allocation. */
+export const suppliers = pgTable('suppliers', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  available: boolean('available').notNull().default(true),
+  createdAt: createdAt(),
+  updatedAt: time('updated_at').notNull().defaultNow(),
+});
+
 export const warehouses = pgTable('warehouses', {
   id: text('id').primaryKey(),
   name: text('name').notNull(),
@@ -158,8 +167,41 @@ export const allocations = pgTable(
     sku: text('sku').notNull(),
     quantity: integer('quantity').notNull(),
     state: text('state').$type<AllocationState>().notNull().default('reserved'),
+    /** When it was reserved: the last hour's allocations give each stock row its cover. */
+    createdAt: createdAt(),
   },
-  (t) => [index('allocations_order_idx').on(t.orderId)],
+  (t) => [
+    index('allocations_order_idx').on(t.orderId),
+    index('allocations_recent_idx').on(t.createdAt, t.warehouseId, t.sku),
+  ],
+);
+
+/** Inbound stock: counted as `inbound` until received, when it is added to on-hand. */
+export const restocks = pgTable(
+  'restocks',
+  {
+    id: uuid('id').primaryKey(),
+    warehouseId: text('warehouse_id')
+      .notNull()
+      .references(() => warehouses.id),
+    sku: text('sku').notNull(),
+    quantity: integer('quantity').notNull(),
+    eta: time('eta').notNull(),
+    receivedAt: time('received_at'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('restocks_inbound_idx').on(t.sku, t.warehouseId).where(sql`received_at IS NULL`)],
+);
+
+/** A stock row at risk of running out before its next inbound (or STOCK_RISK_HOURS): since when. */
+export const stockAlerts = pgTable(
+  'stock_alerts',
+  {
+    warehouseId: text('warehouse_id').notNull(),
+    sku: text('sku').notNull(),
+    since: time('since').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.warehouseId, t.sku] })],
 );
 
 /** One parcel: its id is the `reference` and the Idempotency-Key sent to the carrier. */

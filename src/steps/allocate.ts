@@ -35,7 +35,10 @@ export async function allocate(ctx: Context, job: OrderJob): Promise<AllocationO
     ctx.db,
     lines.map((l) => l.sku),
   );
-  const plan = allocationStrategy.plan(lines, stock, order.region);
+  const plan = allocationStrategy.plan(
+    { lines, stock, region: order.region, inbound: [], claimed: new Map(), now: new Date() },
+    { allowSplit: ctx.config.allocation.allowSplit, distances: () => undefined },
+  );
   const options = plan.kind === 'parcels' ? plan.options : [];
 
   for (const parcels of options) {

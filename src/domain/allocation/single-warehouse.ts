@@ -43,7 +43,7 @@ export function singleWarehouseCandidates(
 /** The default strategy: the whole order from one warehouse, else out of stock. */
 export const singleWarehouse: AllocationStrategy = {
   name: 'single-warehouse',
-  plan(lines, stock, region) {
+  plan({ lines, stock, region }) {
     const ids = singleWarehouseCandidates(lines, stock, region);
     if (ids.length === 0) return { kind: 'out_of_stock' };
     return { kind: 'parcels', options: ids.map((warehouseId) => [{ warehouseId, lines }]) };
