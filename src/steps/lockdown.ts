@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Context } from '../context.js';
 import type { Db } from '../db/client.js';
 import {
@@ -16,6 +15,7 @@ import { findOrder, transition, type LoadedOrder } from '../db/orders.js';
 import { canTransition } from '../domain/status.js';
 import { TOPOLOGY } from '../queues/topology.js';
 import { afterMove } from './after-move.js';
+import { takePassLock } from '../queues/pass-lock.js';
 
 /**
  * Region lockdowns (PUT/DELETE /v1/admin/regions/{region}/lockdown).
@@ -254,12 +254,6 @@ export async function requestResume(ctx: Context, region: string): Promise<void>
   }
 }
 
-const LOCK_EXTEND_OR_RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then
-  if tonumber(ARGV[2]) > 0 then return redis.call('pexpire', KEYS[1], ARGV[2]) end
-  return redis.call('del', KEYS[1])
-end
-return 0`;
-
 export interface LockdownPass {
   /** False when another process holds the lock: this one did nothing. */
   ran: boolean;
@@ -276,13 +270,10 @@ export interface LockdownPass {
  */
 export async function lockdownPassOnce(ctx: Context, signal?: AbortSignal): Promise<LockdownPass> {
   const k = keys(ctx);
-  const token = randomUUID();
   const started = Date.now();
-  if ((await ctx.redis.set(k.lock, token, 'PX', LOCK_MS, 'NX')) !== 'OK')
-    return { ran: false, expired: [], resumed: [] };
-  const extend = async () => {
-    await ctx.redis.eval(LOCK_EXTEND_OR_RELEASE, 1, k.lock, token, String(LOCK_MS));
-  };
+  const lock = await takePassLock(ctx.redis, k.lock, LOCK_MS);
+  if (!lock) return { ran: false, expired: [], resumed: [] };
+  const extend = () => lock.extend();
   try {
     const expired = await liftExpired(ctx.db);
     if (expired.length > 0) forgetCachedLockdowns(ctx);
@@ -301,38 +292,6 @@ export async function lockdownPassOnce(ctx: Context, signal?: AbortSignal): Prom
     return { ran: true, expired, resumed };
   } finally {
     // Kept until a tick from the start: one pass per tick across processes, not one per process.
-    const keepMs = Math.max(started + LOCKDOWN_TICK_MS - Date.now(), 0);
-    await ctx.redis.eval(LOCK_EXTEND_OR_RELEASE, 1, k.lock, token, String(keepMs)).catch(() => undefined);
+    await lock.release(started + LOCKDOWN_TICK_MS - Date.now());
   }
-}
-
-/** Runs a pass every LOCKDOWN_TICK_MS in this process; stop() waits for the pass in flight. */
-export function startLockdownTimer(ctx: Context): { stop(): Promise<void> } {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
-  const schedule = () => {
-    if (controller.signal.aborted) return;
-    timer = setTimeout(run, LOCKDOWN_TICK_MS);
-    timer.unref();
-  };
-  const run = () => {
-    running = lockdownPassOnce(ctx, controller.signal)
-      .then(
-        () => undefined,
-        (error) => {
-          if (!controller.signal.aborted)
-            ctx.log.warn({ err: error }, 'lockdown pass failed; will try again');
-        },
-      )
-      .then(schedule);
-  };
-  schedule();
-  return {
-    async stop() {
-      controller.abort();
-      clearTimeout(timer);
-      await running;
-    },
-  };
 }
