@@ -85,6 +85,20 @@ const UNSETTLED = ['received', 'allocated'];
 
 /** Waits until none of the orders is still waiting for dispatch; their stored statuses by id. */
 async function settle(h: Harness, ids: string[], timeoutMs: number): Promise<Map<string, string>> {
+  try {
+    return await waitUntilSettled(h, ids, timeoutMs);
+  } catch (error) {
+    // What the engine did meanwhile, so a failure on a loaded machine says where it stalled.
+    const rows = await h.db.database.db
+      .select({ id: orders.id, status: orders.status })
+      .from(orders)
+      .where(inArray(orders.id, ids));
+    const states = rows.map((r) => `${r.id.slice(0, 8)} ${r.status}`).join(', ');
+    throw new Error(`${(error as Error).message}\norders: ${states}\nattempts:\n${await attemptLog(h, ids)}`);
+  }
+}
+
+async function waitUntilSettled(h: Harness, ids: string[], timeoutMs: number): Promise<Map<string, string>> {
   return waitFor(
     async () => {
       const rows = await h.db.database.db
