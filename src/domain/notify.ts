@@ -34,7 +34,16 @@ export function trackingUrl(publicUrl: string, token: string): string {
 
 /** A message as written to the outbox when the status changed: sending reads nothing else. */
 export type OutboxMessage =
-  | { kind: 'customer'; to: string; subject: string; text: string; idempotencyKey: string }
+  | {
+      kind: 'customer';
+      to: string;
+      subject: string;
+      /** The SMS on an `sms` row; the email's plain text on an `email` row. */
+      text: string;
+      /** Email only: the HTML part, sent beside `text`. */
+      html?: string;
+      idempotencyKey: string;
+    }
   | {
       kind: 'webhook';
       url: string;
@@ -57,6 +66,8 @@ export interface NotifiedOrder {
   promisedBy: Date;
   trackingToken: string;
   contactless: boolean;
+  /** Worded in the `failed` message when known. */
+  failureReason?: string | null;
 }
 
 /**
@@ -70,28 +81,7 @@ export function outboxMessages(
   ctx: { publicUrl: string; webhookUrl: string | null },
 ): { channel: Channel; body: OutboxMessage }[] {
   const baseStatus = status.split('#')[0];
-  const rows: { channel: Channel; body: OutboxMessage }[] = [];
-  for (const channel of reachableChannels(order.customer, order.notifyChannels)) {
-    const to = (channel === 'sms' ? order.customer.phone : order.customer.email) as string;
-    const { subject, text } = customerMessage({
-      externalId: order.externalId,
-      status: baseStatus,
-      locale: order.locale,
-      promisedBy: order.promisedBy,
-      trackingUrl: trackingUrl(ctx.publicUrl, order.trackingToken),
-      contactless: order.contactless,
-    });
-    rows.push({
-      channel,
-      body: {
-        kind: 'customer',
-        to,
-        subject,
-        text,
-        idempotencyKey: messageKey(order.id, order.attempt, status, channel),
-      },
-    });
-  }
+  const rows: { channel: Channel; body: OutboxMessage }[] = customerRows(order, status, ctx.publicUrl);
   if (ctx.webhookUrl) {
     rows.push({
       channel: 'webhook',
@@ -109,4 +99,63 @@ export function outboxMessages(
     });
   }
   return rows;
+}
+
+/** One row per reachable customer channel: the SMS text, or the email's subject, text and HTML. */
+function customerRows(
+  order: NotifiedOrder,
+  status: string,
+  publicUrl: string,
+  estimatedDeliveryAt?: Date,
+): { channel: CustomerChannel; body: OutboxMessage }[] {
+  const message = customerMessage({
+    externalId: order.externalId,
+    status: status.split('#')[0],
+    locale: order.locale,
+    promisedBy: order.promisedBy,
+    trackingUrl: trackingUrl(publicUrl, order.trackingToken),
+    contactless: order.contactless,
+    failureReason: order.failureReason,
+    estimatedDeliveryAt,
+  });
+  return reachableChannels(order.customer, order.notifyChannels).map((channel) => {
+    const to = (channel === 'sms' ? order.customer.phone : order.customer.email) as string;
+    const idempotencyKey = messageKey(order.id, order.attempt, status, channel);
+    const body: OutboxMessage =
+      channel === 'sms'
+        ? { kind: 'customer', to, subject: message.subject, text: message.sms, idempotencyKey }
+        : {
+            kind: 'customer',
+            to,
+            subject: message.subject,
+            text: message.text,
+            html: message.html,
+            idempotencyKey,
+          };
+    return { channel, body };
+  });
+}
+
+/**
+ * A carrier's estimate later than the order's promise: the customer is told at once. A notice,
+ * not a status: the order's status and timeline don't change, and the shop's webhook (which
+ * reports status changes) is not called.
+ */
+export function isLate(promisedBy: Date, estimatedDeliveryAt: Date | null): estimatedDeliveryAt is Date {
+  return estimatedDeliveryAt !== null && estimatedDeliveryAt.getTime() > promisedBy.getTime();
+}
+
+/**
+ * The `delayed` notice of one parcel, told as `delayed` for the attempt's first parcel and
+ * `delayed#n` for its n-th (so each parcel is told once, and the provider's dedupe keys differ),
+ * on the customer channels only, with the carrier's estimate.
+ */
+export function delayNoticeMessages(
+  order: NotifiedOrder,
+  parcelOrdinal: number,
+  estimatedDeliveryAt: Date,
+  publicUrl: string,
+): { status: string; rows: { channel: CustomerChannel; body: OutboxMessage }[] } {
+  const status = toldStatus('delayed', parcelOrdinal);
+  return { status, rows: customerRows(order, status, publicUrl, estimatedDeliveryAt) };
 }
