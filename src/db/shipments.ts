@@ -190,6 +190,8 @@ export async function bookingSucceeded(
     bookedAt: Date;
   },
   result: CallResult,
+  /** Runs in the same transaction once the parcel is booked (the delay notice). */
+  onBooked?: (tx: Db) => Promise<void>,
 ): Promise<'booked' | 'cancel_pending'> {
   return db.transaction(async (tx) => {
     await finishAttempt(tx, attemptId, result);
@@ -199,7 +201,10 @@ export async function bookingSucceeded(
       .set({ status: 'booked', ...booked, updatedAt: now })
       .where(and(eq(shipments.id, parcelId), eq(shipments.status, 'booking')))
       .returning({ id: shipments.id });
-    if (row) return 'booked';
+    if (row) {
+      await onBooked?.(tx);
+      return 'booked';
+    }
     await tx
       .update(shipments)
       .set({ status: 'cancel_pending', updatedAt: now })

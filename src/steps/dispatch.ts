@@ -1,5 +1,6 @@
 import type { Context } from '../context.js';
 import { allCarriers, successRates, type CarrierRow } from '../db/carriers.js';
+import { writeDelayNotice } from '../db/notices.js';
 import { findOrder, transition, type LoadedOrder } from '../db/orders.js';
 import {
   abandonBooking,
@@ -19,11 +20,12 @@ import {
   type BreakerState,
   type CarrierCandidate,
 } from '../domain/carrier-choice.js';
+import { isLate } from '../domain/notify.js';
 import { expectedEventBy, mayStillLand } from '../domain/parcels.js';
 import type { FailureReason } from '../domain/status.js';
 import type { BookingOutcome } from '../integrations/carriers/types.js';
 import { takeSlot } from '../integrations/sliding-log.js';
-import { enqueueAfterCommit } from '../queues/enqueue.js';
+import { enqueueAfterCommit, enqueueNotifications } from '../queues/enqueue.js';
 import { CARRIER_RATE_WINDOW_MS, type BookingJob, type OrderJob } from '../queues/topology.js';
 import { afterMove } from './after-move.js';
 import { cancelAtCarriers } from './cancel-booking.js';
@@ -270,6 +272,7 @@ async function recordBooked(
   const eta = outcome.estimatedDeliveryAt ? new Date(outcome.estimatedDeliveryAt) : null;
   const estimatedDeliveryAt = eta && !Number.isNaN(eta.getTime()) ? eta : null;
   const bookedAt = new Date();
+  let notices: Awaited<ReturnType<typeof writeDelayNotice>> = [];
   const booked = await bookingSucceeded(
     ctx.db,
     attemptId,
@@ -286,8 +289,16 @@ async function recordBooked(
       ),
     },
     callResult(outcome),
+    // A carrier estimate past the promise: the customer is told at once (db/notices.ts).
+    async (tx) => {
+      if (isLate(order.promisedBy, estimatedDeliveryAt))
+        notices = await writeDelayNotice(tx, parcel, estimatedDeliveryAt, ctx.config);
+    },
   );
-  if (booked === 'booked') return true;
+  if (booked === 'booked') {
+    await enqueueNotifications(ctx, notices, order.priority);
+    return true;
+  }
   await enqueueAfterCommit(ctx, 'cancellation', () =>
     ctx.queues.add('cancellation', { shipmentId: parcel.id }, order.priority, {
       jobId: `cancellation-${parcel.id}-${attemptId}`,

@@ -1,0 +1,55 @@
+import { randomUUID } from 'node:crypto';
+import { eq } from 'drizzle-orm';
+import type { Db } from './client.js';
+import { notifications, orders } from './schema.js';
+import { parcelsOf } from './shipments.js';
+import { delayNoticeMessages, isLate, type CustomerChannel } from '../domain/notify.js';
+
+/**
+ * The `delayed` notice of a parcel just booked with a carrier estimate later than the order's
+ * promise, written in the booking's transaction: one outbox row per customer channel, told as
+ * `delayed` for the attempt's first parcel and `delayed#n` for its n-th, so the unique
+ * (order, attempt, status, channel) key lets each parcel be told once however often this runs.
+ * Nothing when the estimate keeps the promise, or when another parcel of the attempt already
+ * carries an estimate at least as late (the customer knows a date that late). Returns the rows
+ * to enqueue after commit.
+ */
+export async function writeDelayNotice(
+  tx: Db,
+  parcel: { id: string; orderId: string; attempt: number },
+  estimatedDeliveryAt: Date,
+  env: { publicUrl: string },
+): Promise<{ notificationId: string; channel: CustomerChannel }[]> {
+  const [order] = await tx.select().from(orders).where(eq(orders.id, parcel.orderId));
+  if (!order || order.attempt !== parcel.attempt || !isLate(order.promisedBy, estimatedDeliveryAt)) return [];
+  const parcels = await parcelsOf(tx, order);
+  const ordinal = parcels.findIndex((p) => p.id === parcel.id) + 1;
+  if (ordinal === 0) return [];
+  const toldLater = parcels.some(
+    (p) =>
+      p.id !== parcel.id &&
+      p.bookedAt !== null &&
+      p.estimatedDeliveryAt !== null &&
+      p.estimatedDeliveryAt.getTime() >= estimatedDeliveryAt.getTime(),
+  );
+  if (toldLater) return [];
+  const { status, rows } = delayNoticeMessages(order, ordinal, estimatedDeliveryAt, env.publicUrl);
+  if (rows.length === 0) return [];
+  const at = new Date();
+  const written = await tx
+    .insert(notifications)
+    .values(
+      rows.map(({ channel, body }) => ({
+        id: randomUUID(),
+        orderId: order.id,
+        attempt: order.attempt,
+        status,
+        channel,
+        body,
+        at,
+      })),
+    )
+    .onConflictDoNothing()
+    .returning({ id: notifications.id, channel: notifications.channel });
+  return written.map((r) => ({ notificationId: r.id, channel: r.channel as CustomerChannel }));
+}
