@@ -1,7 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { recordEvent, type LoadedOrder, type OrderRow, type OutboxEnv } from './orders.js';
-import type { OutboxRef } from './outbox.js';
 import { orderItems, orders } from './schema.js';
 
 export type NewOrderRow = typeof orders.$inferInsert;
@@ -17,7 +16,7 @@ export async function insertOrder(
   items: { sku: string; quantity: number }[],
   webhookUrl: string | null,
   env: OutboxEnv,
-): Promise<{ order: LoadedOrder; notifications: OutboxRef[] } | null> {
+): Promise<{ order: LoadedOrder; notificationIds: string[] } | null> {
   return db.transaction(async (tx) => {
     const [inserted] = await tx
       .insert(orders)
@@ -27,8 +26,8 @@ export async function insertOrder(
     if (!inserted) return null;
     await tx.insert(orderItems).values(items.map((item, line) => ({ orderId: inserted.id, line, ...item })));
     const order: LoadedOrder = { ...inserted, webhookUrl };
-    const notifications = (await recordEvent(tx, order, 'received', row.createdAt, null, env)) ?? [];
-    return { order, notifications };
+    const notificationIds = (await recordEvent(tx, order, 'received', row.createdAt, null, env)) ?? [];
+    return { order, notificationIds };
   });
 }
 

@@ -2,7 +2,6 @@ import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from './client.js';
 import { notifications, orders, shipments } from './schema.js';
-import type { Channel } from '../domain/notify.js';
 import type { Priority } from '../domain/priority.js';
 import type { OrderStatus } from '../domain/status.js';
 
@@ -73,18 +72,13 @@ export async function orderKeys(db: Db, ids: string[]): Promise<Map<string, stri
   return new Map(rows.map((row) => [row.id, orderKey(row)]));
 }
 
-/** Unsent outbox rows, with their channel (which queue their job joins). */
+/** Unsent outbox rows. */
 export async function notificationsWaiting(
   db: Db,
   opts: { after: ScanPosition | null; before: Date; limit: number },
-): Promise<(WaitingRow & { channel: Channel })[]> {
+): Promise<WaitingRow[]> {
   const rows = await db
-    .select({
-      id: notifications.id,
-      channel: notifications.channel,
-      priority: orders.priority,
-      at: exactTime(notifications.createdAt),
-    })
+    .select({ id: notifications.id, priority: orders.priority, at: exactTime(notifications.createdAt) })
     .from(notifications)
     .innerJoin(orders, eq(orders.id, notifications.orderId))
     .where(

@@ -1,7 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { mergeLines, type WarehouseStock } from '../../src/domain/allocation/strategy.js';
-import { singleWarehouseCandidates } from '../../src/domain/allocation/single-warehouse.js';
+import { mergeLines } from '../../src/domain/allocation/strategy.js';
 import { canonicalJson, requestHash } from '../../src/domain/canonical.js';
 import {
   eligibleCarriers,
@@ -98,89 +97,6 @@ describe('jobPriority', () => {
       expect(Number.isInteger(jobPriority(p))).toBe(true);
       expect(jobPriority(p)).toBeGreaterThanOrEqual(1);
     }
-  });
-});
-
-describe('singleWarehouseCandidates', () => {
-  const row = (warehouseId: string, region: string, sku: string, available: number): WarehouseStock => ({
-    warehouseId,
-    region,
-    sku,
-    available,
-  });
-
-  it('prefers a warehouse in the order region over one elsewhere with more stock', () => {
-    const stock = [row('far', 'beijing', 'A', 1000), row('near', 'shanghai', 'A', 5)];
-    expect(singleWarehouseCandidates([{ sku: 'A', quantity: 2 }], stock, 'shanghai')).toEqual([
-      'near',
-      'far',
-    ]);
-    expect(singleWarehouseCandidates([{ sku: 'A', quantity: 2 }], stock, 'beijing')).toEqual(['far', 'near']);
-  });
-
-  it('keeps only warehouses that hold every line, in the full quantity', () => {
-    const stock = [
-      row('both', 'r', 'A', 3),
-      row('both', 'r', 'B', 1),
-      row('onlyA', 'r', 'A', 100),
-      row('short', 'r', 'A', 2),
-      row('short', 'r', 'B', 100),
-    ];
-    const lines = [
-      { sku: 'A', quantity: 3 },
-      { sku: 'B', quantity: 1 },
-    ];
-    expect(singleWarehouseCandidates(lines, stock, 'r')).toEqual(['both']);
-  });
-
-  it('adds up a SKU listed twice before checking it fits', () => {
-    const stock = [row('w1', 'r', 'A', 3), row('w2', 'r', 'A', 4)];
-    const lines = [
-      { sku: 'A', quantity: 2 },
-      { sku: 'A', quantity: 2 },
-    ];
-    expect(singleWarehouseCandidates(lines, stock, 'r')).toEqual(['w2']);
-  });
-
-  it('among equally local warehouses, the one with most spare stock comes first', () => {
-    const stock = [
-      row('lean', 'r', 'A', 5),
-      row('lean', 'r', 'B', 5),
-      row('rich', 'r', 'A', 50),
-      row('rich', 'r', 'B', 50),
-      row('mid', 'r', 'A', 20),
-      row('mid', 'r', 'B', 6),
-    ];
-    const lines = [
-      { sku: 'A', quantity: 1 },
-      { sku: 'B', quantity: 1 },
-    ];
-    expect(singleWarehouseCandidates(lines, stock, 'r')).toEqual(['rich', 'mid', 'lean']);
-  });
-
-  it('breaks ties by id, whatever order the rows came in', () => {
-    const stock = [row('w-c', 'r', 'A', 10), row('w-a', 'r', 'A', 10), row('w-b', 'r', 'A', 10)];
-    const lines = [{ sku: 'A', quantity: 1 }];
-    const expected = ['w-a', 'w-b', 'w-c'];
-    expect(singleWarehouseCandidates(lines, stock, 'r')).toEqual(expected);
-    expect(singleWarehouseCandidates(lines, [...stock].reverse(), 'r')).toEqual(expected);
-  });
-
-  it('answers nothing when no warehouse can fill the order alone', () => {
-    const stock = [row('w1', 'r', 'A', 10), row('w2', 'r', 'B', 10)];
-    const lines = [
-      { sku: 'A', quantity: 1 },
-      { sku: 'B', quantity: 1 },
-    ];
-    expect(singleWarehouseCandidates(lines, stock, 'r')).toEqual([]);
-    expect(singleWarehouseCandidates([{ sku: 'A', quantity: 1 }], [], 'r')).toEqual([]);
-    expect(singleWarehouseCandidates([{ sku: 'A', quantity: 1 }], [row('w1', 'r', 'A', 0)], 'r')).toEqual([]);
-  });
-
-  it('takes the exact remaining quantity', () => {
-    expect(singleWarehouseCandidates([{ sku: 'A', quantity: 4 }], [row('w', 'r', 'A', 4)], 'r')).toEqual([
-      'w',
-    ]);
   });
 });
 
