@@ -136,7 +136,7 @@ async function main() {
 
   await carrier.close();
   await Promise.all(
-    Object.values(ctx.queues.byName).map((q) => q.obliterate({ force: true }).catch(() => undefined)),
+    ctx.queues.stageQueues().map((q) => q.obliterate({ force: true }).catch(() => undefined)),
   );
   await running.stop();
 }

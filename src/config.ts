@@ -3,6 +3,9 @@ import { QUEUE_NAMES, type QueueName } from './queues/topology.js';
 import { STRATEGIES } from './domain/allocation/index.js';
 import { regionPair } from './domain/allocation/strategy.js';
 
+/** Sender of customer email when SMTP_FROM is unset (contract, Configuration). */
+export const DEFAULT_SMTP_FROM = 'Surgeline <no-reply@localhost>';
+
 export interface Config {
   port: number;
   host: string;
@@ -26,6 +29,12 @@ export interface Config {
   /** How long past its expected event time a parcel counts as overdue. */
   overdueGraceHours: number;
   notificationAttempts: number;
+  /** HTTP SMS provider (SMS_PROVIDER_URL / SMS_PROVIDER_TOKEN); url unset: SMS are recorded, not sent. */
+  sms: { url: string | undefined; token: string | undefined };
+  /** SMTP for customer email (SMTP_URL / SMTP_FROM); url unset: email is recorded, not sent. */
+  smtp: { url: string | undefined; from: string };
+  /** Messages per second each notification channel's queue takes, across every replica; 0: no limit. */
+  notificationRates: { sms: number; email: number; webhook: number };
   reconcileIntervalMs: number;
   reconcileGraceMs: number;
   workerLockDurationMs: number;
@@ -83,6 +92,27 @@ function url(env: Env, name: string, fallback: string, protocols: string[]): str
     );
   }
   return raw.replace(/\/$/, '');
+}
+
+/**
+ * An optional URL. Its value is not echoed when it may hold credentials (SMTP_URL's user:pass).
+ */
+function optionalUrl(env: Env, name: string, protocols: string[], secret = false): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const shown = secret ? '' : `, got "${raw}"`;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be a URL${shown}`);
+  }
+  if (!protocols.includes(parsed.protocol) || !parsed.hostname) {
+    throw new ConfigError(
+      `${name} must be a ${protocols.map((p) => p + '//').join(' or ')} URL with a host${shown}`,
+    );
+  }
+  return raw;
 }
 
 function flag(env: Env, name: string, fallback: boolean): boolean {
@@ -160,6 +190,19 @@ export function loadConfig(env: Env = process.env): Config {
     carrierRefreshMs: int(env, 'CARRIER_REFRESH_MS', 2000, 100, 600_000),
     overdueGraceHours: int(env, 'OVERDUE_GRACE_HOURS', 12, 0, 24 * 30),
     notificationAttempts: int(env, 'NOTIFICATION_ATTEMPTS', 160, 1, 10_000),
+    sms: {
+      url: optionalUrl(env, 'SMS_PROVIDER_URL', ['http:', 'https:']),
+      token: env.SMS_PROVIDER_TOKEN || undefined,
+    },
+    smtp: {
+      url: optionalUrl(env, 'SMTP_URL', ['smtp:', 'smtps:'], true),
+      from: env.SMTP_FROM || DEFAULT_SMTP_FROM,
+    },
+    notificationRates: {
+      sms: int(env, 'SMS_RATE_PER_SECOND', 50, 0, 100_000),
+      email: int(env, 'EMAIL_RATE_PER_SECOND', 20, 0, 100_000),
+      webhook: int(env, 'WEBHOOK_RATE_PER_SECOND', 0, 0, 100_000),
+    },
     reconcileIntervalMs: int(env, 'RECONCILE_INTERVAL_MS', 15_000, 100, 3_600_000),
     reconcileGraceMs: int(env, 'RECONCILE_GRACE_MS', 10_000, 0, 3_600_000),
     workerLockDurationMs: int(env, 'WORKER_LOCK_DURATION_MS', 30_000, 500, 600_000),

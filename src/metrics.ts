@@ -40,10 +40,16 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'conf
       this.reset();
       // Redis is away: BullMQ would wait for it to come back, so the scrape leaves the gauge empty instead of hanging.
       if (ctx.queues.connection.status !== 'ready') return;
+      // A stage split into queues (notification: one per channel) counts as the stage, summed.
       for (const name of QUEUE_NAMES) {
         try {
-          const counts = await ctx.queues.byName[name].getJobCounts(...JOB_STATES);
-          for (const state of JOB_STATES) this.set({ queue: name, state }, counts[state] ?? 0);
+          const all = await Promise.all(ctx.queues.queuesOf(name).map((q) => q.getJobCounts(...JOB_STATES)));
+          for (const state of JOB_STATES) {
+            this.set(
+              { queue: name, state },
+              all.reduce((sum, counts) => sum + (counts[state] ?? 0), 0),
+            );
+          }
         } catch {
           // Redis is away: the gauge is left empty rather than failing the scrape.
         }

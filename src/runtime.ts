@@ -5,7 +5,7 @@ import type { Context } from './context.js';
 import { openDatabase, type Database } from './db/client.js';
 import { createBreakerStore } from './integrations/carriers/breaker-store.js';
 import { httpCarrier } from './integrations/carriers/http-carrier.js';
-import { recordingProvider } from './integrations/notify/recording-provider.js';
+import { notificationProviders } from './integrations/notify/index.js';
 import type { CarrierAdapter } from './integrations/carriers/types.js';
 import type { NotificationProvider } from './integrations/notify/types.js';
 import { createLogger, type Logger } from './logger.js';
@@ -45,7 +45,7 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
       log,
     ),
     carriers: overrides.carriers ?? httpCarrier(config.carrierTimeoutMs, log),
-    notifier: overrides.notifier ?? recordingProvider(log),
+    notifier: overrides.notifier ?? notificationProviders(config, log),
   };
 }
 
@@ -131,6 +131,7 @@ export async function startProcess(
       await ready.catch(() => undefined);
       await workers?.close(); // finishes jobs in flight; a job cut off is handed back by its lock expiring
       await ctx.queues.close().catch(() => undefined);
+      await ctx.notifier.close?.().catch(() => undefined); // pooled SMTP connections
       ctx.redis.disconnect();
       await ctx.database.close().catch(() => undefined);
     },

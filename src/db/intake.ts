@@ -1,6 +1,7 @@
 import { and, eq } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { recordEvent, type LoadedOrder, type OrderRow, type OutboxEnv } from './orders.js';
+import type { OutboxRef } from './outbox.js';
 import { orderItems, orders } from './schema.js';
 
 export type NewOrderRow = typeof orders.$inferInsert;
@@ -16,7 +17,7 @@ export async function insertOrder(
   items: { sku: string; quantity: number }[],
   webhookUrl: string | null,
   env: OutboxEnv,
-): Promise<{ order: LoadedOrder; notificationIds: string[] } | null> {
+): Promise<{ order: LoadedOrder; notifications: OutboxRef[] } | null> {
   return db.transaction(async (tx) => {
     const [inserted] = await tx
       .insert(orders)
@@ -26,8 +27,8 @@ export async function insertOrder(
     if (!inserted) return null;
     await tx.insert(orderItems).values(items.map((item, line) => ({ orderId: inserted.id, line, ...item })));
     const order: LoadedOrder = { ...inserted, webhookUrl };
-    const notificationIds = (await recordEvent(tx, order, 'received', row.createdAt, null, env)) ?? [];
-    return { order, notificationIds };
+    const notifications = (await recordEvent(tx, order, 'received', row.createdAt, null, env)) ?? [];
+    return { order, notifications };
   });
 }
 

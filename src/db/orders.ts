@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, lt, or } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { writeOutbox } from './outbox.js';
+import { writeOutbox, type OutboxRef } from './outbox.js';
 import { feedback, orderEvents, orderItems, orders, shops } from './schema.js';
 import { markCancelPending, parcelsOf } from './shipments.js';
 import { settleReservations, reservationsOf } from './stock.js';
@@ -36,7 +36,7 @@ export interface Move {
 export interface Moved {
   order: LoadedOrder;
   /** Outbox rows to enqueue after commit. */
-  notificationIds: string[];
+  notifications: OutboxRef[];
   /** Parcels now `cancel_pending`: their cancellation jobs are enqueued after commit. */
   cancellations: string[];
 }
@@ -67,8 +67,8 @@ export async function transition(
   if (effects.releaseStock) await settleReservations(tx, moved, 'released');
   if (effects.consumeStock) await settleReservations(tx, moved, 'consumed');
   const cancellations = effects.cancelBookings ? await markCancelPending(tx, moved) : [];
-  const notificationIds = (await recordEvent(tx, moved, move.to, at, move.detail ?? null, env)) ?? [];
-  return { order: moved, notificationIds, cancellations };
+  const notifications = (await recordEvent(tx, moved, move.to, at, move.detail ?? null, env)) ?? [];
+  return { order: moved, notifications, cancellations };
 }
 
 export interface Retry {
@@ -117,7 +117,7 @@ export async function startRetry(
   // Same `at`, written in this order: the timeline (by at, then id) shows retried before received.
   const retried = (await recordEvent(tx, moved, 'retried', at, retry.detail ?? null, env)) ?? [];
   const received = (await recordEvent(tx, moved, 'received', at, null, env)) ?? [];
-  return { order: moved, notificationIds: [...retried, ...received], cancellations: [] };
+  return { order: moved, notifications: [...retried, ...received], cancellations: [] };
 }
 
 /**
@@ -140,7 +140,7 @@ export async function recordEvent(
   at: Date,
   detail: string | null,
   env: OutboxEnv,
-): Promise<string[] | null> {
+): Promise<OutboxRef[] | null> {
   let seq = 1;
   if (REPEATABLE.has(status) || RECURRING.has(status)) {
     const earlier = await tx

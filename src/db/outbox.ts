@@ -2,14 +2,20 @@ import { randomUUID } from 'node:crypto';
 import { and, asc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { notifications, orders, shops } from './schema.js';
-import { outboxMessages, type NotifiedOrder } from '../domain/notify.js';
+import { outboxMessages, type Channel, type NotifiedOrder } from '../domain/notify.js';
 
 export type NotificationRow = typeof notifications.$inferSelect;
+
+/** An outbox row written by a commit: what its job needs (the channel picks the queue). */
+export interface OutboxRef {
+  notificationId: string;
+  channel: Channel;
+}
 
 /**
  * Writes the outbox rows of one timeline event, rendered whole (recipient, text, dedupe key,
  * webhook body), in the caller's transaction. The unique (order, attempt, status, channel) key
- * makes a stage that runs twice write nothing new. Returns the ids to enqueue after commit.
+ * makes a stage that runs twice write nothing new. Returns the rows to enqueue after commit.
  */
 export async function writeOutbox(
   tx: Db,
@@ -17,7 +23,7 @@ export async function writeOutbox(
   status: string,
   at: Date,
   env: { publicUrl: string },
-): Promise<string[]> {
+): Promise<OutboxRef[]> {
   const messages = outboxMessages(order, status, at, {
     publicUrl: env.publicUrl,
     webhookUrl: order.webhookUrl,
@@ -37,8 +43,8 @@ export async function writeOutbox(
       })),
     )
     .onConflictDoNothing()
-    .returning({ id: notifications.id });
-  return rows.map((r) => r.id);
+    .returning({ id: notifications.id, channel: notifications.channel });
+  return rows.map((r) => ({ notificationId: r.id, channel: r.channel }));
 }
 
 /**

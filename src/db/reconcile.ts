@@ -2,6 +2,7 @@ import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from './client.js';
 import { notifications, orders, shipments } from './schema.js';
+import type { Channel } from '../domain/notify.js';
 import type { Priority } from '../domain/priority.js';
 import type { OrderStatus } from '../domain/status.js';
 
@@ -72,13 +73,18 @@ export async function orderKeys(db: Db, ids: string[]): Promise<Map<string, stri
   return new Map(rows.map((row) => [row.id, orderKey(row)]));
 }
 
-/** Unsent outbox rows. */
+/** Unsent outbox rows, with their channel (which queue their job joins). */
 export async function notificationsWaiting(
   db: Db,
   opts: { after: ScanPosition | null; before: Date; limit: number },
-): Promise<WaitingRow[]> {
+): Promise<(WaitingRow & { channel: Channel })[]> {
   const rows = await db
-    .select({ id: notifications.id, priority: orders.priority, at: exactTime(notifications.createdAt) })
+    .select({
+      id: notifications.id,
+      channel: notifications.channel,
+      priority: orders.priority,
+      at: exactTime(notifications.createdAt),
+    })
     .from(notifications)
     .innerJoin(orders, eq(orders.id, notifications.orderId))
     .where(

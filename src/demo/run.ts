@@ -75,7 +75,7 @@ async function main() {
   stops.push(() => running.stop());
   // A fresh in-memory database: jobs a previous demo left under this prefix name nothing here.
   await Promise.all(
-    Object.values(running.ctx.queues.byName).map((q) => q.obliterate({ force: true }).catch(() => undefined)),
+    running.ctx.queues.stageQueues().map((q) => q.obliterate({ force: true }).catch(() => undefined)),
   );
   await running.ready;
   const { port } = running.app.server.address() as AddressInfo;

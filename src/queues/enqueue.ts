@@ -1,5 +1,6 @@
 import type { Context } from '../context.js';
 import type { Priority } from '../domain/priority.js';
+import type { NotificationJob } from './topology.js';
 
 /** How long a request waits for Redis to take a job before leaving it to the reconciler. */
 export const ENQUEUE_TIMEOUT_MS = 2000;
@@ -36,18 +37,18 @@ export async function enqueueAfterCommit(
   }
 }
 
-/** The outbox rows of one commit, in one round trip. */
+/** The outbox rows of one commit, each to its channel's queue, in one round trip per channel. */
 export async function enqueueNotifications(
   ctx: Context,
-  ids: string[],
+  rows: NotificationJob[],
   priority: Priority,
   deadline?: number,
 ): Promise<void> {
-  if (ids.length === 0) return;
-  const jobs = ids.map((notificationId) => ({ data: { notificationId }, priority }));
+  if (rows.length === 0) return;
+  const jobs = rows.map(({ notificationId, channel }) => ({ data: { notificationId, channel }, priority }));
   await enqueueAfterCommit(
     ctx,
-    `${ids.length} notification(s)`,
+    `${rows.length} notification(s)`,
     () => ctx.queues.addBulk('notification', jobs),
     deadline,
   );

@@ -1,9 +1,12 @@
-import { Queue } from 'bullmq';
+import { Queue, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { jobPriority, type Priority } from '../domain/priority.js';
+import type { Channel } from '../domain/notify.js';
 import {
   BOOKING,
   carrierQueueName,
+  NOTIFICATION_CHANNELS,
+  notificationQueueName,
   QUEUE_NAMES,
   TOPOLOGY,
   type BookingJob,
@@ -16,42 +19,82 @@ export function redisConnection(url: string, options: RedisOptions = {}): Redis 
   return new Redis(url, { lazyConnect: false, ...options });
 }
 
+/** Stages served by one queue each; `notification` is split by channel (see `notification`). */
+export type StageQueueName = Exclude<QueueName, 'notification'>;
+
 /** Producers for every queue of the topology. The API and the workers each hold one. */
 export class Queues {
-  readonly byName: Record<QueueName, Queue>;
+  readonly byName: Record<StageQueueName, Queue>;
+  /** The notification stage's queues, one per channel (`notification.{channel}`). */
+  readonly notification: Record<Channel, Queue>;
 
   constructor(
     readonly connection: Redis,
     readonly prefix: string,
     settings: QueueSettings,
   ) {
+    const make = (name: string, options: JobsOptions) =>
+      new Queue(name, { connection, prefix, defaultJobOptions: options });
     this.byName = Object.fromEntries(
-      QUEUE_NAMES.map((name) => [
+      QUEUE_NAMES.filter((name) => name !== 'notification').map((name) => [
         name,
-        new Queue(name, { connection, prefix, defaultJobOptions: TOPOLOGY[name].options(settings) }),
+        make(name, TOPOLOGY[name].options(settings)),
       ]),
-    ) as Record<QueueName, Queue>;
-    for (const queue of Object.values(this.byName)) queue.on('error', () => {});
+    ) as Record<StageQueueName, Queue>;
+    this.notification = Object.fromEntries(
+      NOTIFICATION_CHANNELS.map((channel) => [
+        channel,
+        make(notificationQueueName(channel), TOPOLOGY.notification.options(settings)),
+      ]),
+    ) as Record<Channel, Queue>;
+    for (const queue of this.stageQueues()) queue.on('error', () => {});
+  }
+
+  /** The queue a job of stage `name` joins: the stage's own, or its channel's for a notification. */
+  queueOf<Q extends QueueName>(name: Q, data: JobData[Q]): Queue {
+    if (name === 'notification') return this.notification[(data as JobData['notification']).channel];
+    return this.byName[name as StageQueueName];
+  }
+
+  /** Every queue of a stage (the split ones included), for metrics and draining. */
+  queuesOf(name: QueueName): Queue[] {
+    return name === 'notification' ? Object.values(this.notification) : [this.byName[name]];
+  }
+
+  /** Every stage queue and channel queue (not the per-carrier ones: see knownCarrierQueues). */
+  stageQueues(): Queue[] {
+    return [...Object.values(this.byName), ...Object.values(this.notification)];
   }
 
   /** Every job carries its order's priority: BullMQ takes a job without one before all others. */
   add<Q extends QueueName>(name: Q, data: JobData[Q], priority: Priority, options: { jobId?: string } = {}) {
     const spec = TOPOLOGY[name];
-    return this.byName[name].add(spec.jobName, data, {
+    return this.queueOf(name, data).add(spec.jobName, data, {
       jobId: options.jobId ?? spec.jobId(data),
       priority: jobPriority(priority),
     });
   }
 
-  addBulk<Q extends QueueName>(name: Q, jobs: { data: JobData[Q]; priority: Priority }[]) {
+  /** Jobs of one stage, in one round trip per queue they join. */
+  async addBulk<Q extends QueueName>(name: Q, jobs: { data: JobData[Q]; priority: Priority }[]) {
     const spec = TOPOLOGY[name];
-    return this.byName[name].addBulk(
-      jobs.map(({ data, priority }) => ({
-        name: spec.jobName,
-        data,
-        opts: { jobId: spec.jobId(data), priority: jobPriority(priority) },
-      })),
+    const byQueue = new Map<Queue, { data: JobData[Q]; priority: Priority }[]>();
+    for (const job of jobs) {
+      const queue = this.queueOf(name, job.data);
+      byQueue.set(queue, [...(byQueue.get(queue) ?? []), job]);
+    }
+    const added = await Promise.all(
+      [...byQueue].map(([queue, list]) =>
+        queue.addBulk(
+          list.map(({ data, priority }) => ({
+            name: spec.jobName,
+            data,
+            opts: { jobId: spec.jobId(data), priority: jobPriority(priority) },
+          })),
+        ),
+      ),
     );
+    return added.flat();
   }
 
   private readonly carrierQueues = new Map<string, Queue>();
@@ -86,6 +129,6 @@ export class Queues {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...Object.values(this.byName), ...this.carrierQueues.values()].map((q) => q.close()));
+    await Promise.all([...this.stageQueues(), ...this.carrierQueues.values()].map((q) => q.close()));
   }
 }

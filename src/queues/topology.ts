@@ -1,4 +1,5 @@
 import type { JobsOptions } from 'bullmq';
+import type { Channel } from '../domain/notify.js';
 
 /**
  * Every queue of the engine, in one table: its name, the rule that derives a job's id from what
@@ -10,6 +11,7 @@ import type { JobsOptions } from 'bullmq';
  *   per carrier   `{stage}.{carrierId}`          e.g. `dispatch.swift`
  *   per class     `{stage}.{class}`              e.g. `allocation.essential`
  *   both          `{stage}.{carrierId}.{class}`  e.g. `dispatch.swift.express`
+ *   per channel   `{stage}.{channel}`            e.g. `notification.sms`
  * WORKER_QUEUES names stages; a process serving a stage serves all of its split queues.
  */
 export const QUEUE_NAMES = ['allocation', 'dispatch', 'cancellation', 'notification'] as const;
@@ -33,6 +35,8 @@ export interface CancellationJob {
 }
 export interface NotificationJob {
   notificationId: string;
+  /** The outbox row's channel: which of the stage's queues (`notification.{channel}`) the job joins. */
+  channel: Channel;
 }
 export interface JobData {
   allocation: OrderJob;
@@ -44,6 +48,14 @@ export interface JobData {
 export interface QueueSettings {
   notificationAttempts: number;
 }
+
+/**
+ * Customer messages and shop webhooks, one queue per channel (`notification.{channel}`), each with
+ * its own worker and rate limit, so a failing or slow channel never holds up the others.
+ */
+export const NOTIFICATION_CHANNELS = ['sms', 'email', 'webhook'] as const satisfies readonly Channel[];
+export const notificationQueueName = (channel: Channel) => `notification.${channel}`;
+export const isNotificationQueue = (name: string) => name.startsWith('notification.');
 
 /** The queue of one carrier's booking calls; its worker carries the carrier's rate limit. */
 export const carrierQueueName = (carrierId: string) => `dispatch.${carrierId}`;
@@ -89,7 +101,8 @@ export const TOPOLOGY: { [Q in QueueName]: QueueSpec<Q> } = {
     jobId: (d) => `cancellation-${d.shipmentId}`,
     options: () => ({ ...KEEP, attempts: 1000, backoff: { type: 'capped' } }),
   },
-  // 'capped' is the workers' backoff strategy: exponential, capped at 30 s (workers/backoff.ts).
+  // 'capped' is the workers' backoff strategy: exponential, capped at 30 s (workers/backoff.ts):
+  // 160 attempts keep a message trying for well over an hour. Each channel's queue has these options.
   notification: {
     jobName: 'notify',
     jobId: (d) => `notification-${d.notificationId}`,

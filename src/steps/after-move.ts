@@ -9,7 +9,7 @@ import { enqueueAfterCommit, enqueueNotifications } from '../queues/enqueue.js';
 export async function afterMove(ctx: Context, moved: Moved, deadline?: number): Promise<void> {
   const { order } = moved;
   ctx.statusChanges?.inc({ status: order.status });
-  await enqueueNotifications(ctx, moved.notificationIds, order.priority, deadline);
+  await enqueueNotifications(ctx, moved.notifications, order.priority, deadline);
   if (moved.cancellations.length > 0) {
     await enqueueAfterCommit(
       ctx,

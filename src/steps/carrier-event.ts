@@ -1,6 +1,7 @@
 import type { Context } from '../context.js';
 import { findCarrier } from '../db/carriers.js';
 import type { Db } from '../db/client.js';
+import type { OutboxRef } from '../db/outbox.js';
 import {
   findOrder,
   lockOrder,
@@ -111,7 +112,7 @@ export async function applyCarrierEvent(ctx: Context, carrierId: string, event: 
 
 /** The moves and timeline events of one carrier event, gathered for one afterMove. */
 class Moves {
-  private notificationIds: string[] = [];
+  private notifications: OutboxRef[] = [];
   private cancellations: string[] = [];
 
   constructor(
@@ -124,7 +125,7 @@ class Moves {
     const moved = await transition(this.tx, this.order, move, this.ctx.config);
     if (!moved) return;
     this.order = moved.order;
-    this.notificationIds.push(...moved.notificationIds);
+    this.notifications.push(...moved.notifications);
     this.cancellations.push(...moved.cancellations);
   }
 
@@ -141,11 +142,11 @@ class Moves {
   }
 
   async record(status: 'out_for_delivery' | 'failed_attempt', at: Date, detail: string): Promise<void> {
-    const ids = await recordEvent(this.tx, this.order, status, at, detail, this.ctx.config);
-    if (ids) this.notificationIds.push(...ids);
+    const written = await recordEvent(this.tx, this.order, status, at, detail, this.ctx.config);
+    if (written) this.notifications.push(...written);
   }
 
   result(): Moved {
-    return { order: this.order, notificationIds: this.notificationIds, cancellations: this.cancellations };
+    return { order: this.order, notifications: this.notifications, cancellations: this.cancellations };
   }
 }

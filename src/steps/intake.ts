@@ -114,6 +114,6 @@ export async function intake(
     () => ctx.queues.add('allocation', { orderId: order.id, attempt: order.attempt }, order.priority),
     deadline,
   );
-  await enqueueNotifications(ctx, created.notificationIds, order.priority, deadline);
+  await enqueueNotifications(ctx, created.notifications, order.priority, deadline);
   return { created: true, order };
 }

@@ -97,7 +97,7 @@ function scanOf<R extends WaitingRow, Q extends QueueName>(
         return {
           id: row.id,
           key: row.key,
-          queue: ctx.queues.byName[queue],
+          queue: ctx.queues.queueOf(queue, data),
           jobId: TOPOLOGY[queue].jobId(data),
           add: () => ctx.queues.add(queue, data, row.priority),
         };
@@ -126,7 +126,7 @@ function scansOf(ctx: Context): Scan[] {
       'notifications',
       (opts) => notificationsWaiting(ctx.db, opts),
       (ids) => notificationKeys(ctx.db, ids),
-      (row) => ({ queue: 'notification', data: { notificationId: row.id } }),
+      (row) => ({ queue: 'notification', data: { notificationId: row.id, channel: row.channel } }),
     ),
     scanOf(
       ctx,

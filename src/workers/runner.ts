@@ -1,7 +1,7 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Context } from '../context.js';
 import type { Metrics } from '../metrics.js';
-import type { QueueName } from '../queues/topology.js';
+import { NOTIFICATION_CHANNELS, notificationQueueName, type QueueName } from '../queues/topology.js';
 import { allocate } from '../steps/allocate.js';
 import { cancelBooking } from '../steps/cancel-booking.js';
 import { bookCall, dispatch, type DispatchResult } from '../steps/dispatch.js';
@@ -42,8 +42,19 @@ const PROCESSORS: Record<QueueName, Processor> = {
       throw new NotYetConfirmed(`parcel ${job.data.shipmentId}: cancel not confirmed yet`);
     return result;
   },
-  notification: (ctx, job) => sendNotification(ctx, job.data, isFinalAttempt(job)),
+  notification: async (ctx, job, token) => {
+    const outcome = await sendNotification(ctx, job.data, isFinalAttempt(job));
+    if (typeof outcome === 'string') return outcome;
+    // Retry-After: the job waits it out without spending an attempt.
+    await job.moveToDelayed(Date.now() + outcome.delayMs, token);
+    throw new DelayedError();
+  },
 };
+
+/** A channel's rate limit (messages per second across every replica) as BullMQ's limiter; 0: none. */
+function channelLimiter(perSecond: number): Limiter | undefined {
+  return perSecond > 0 ? { max: perSecond, duration: 1000 } : undefined;
+}
 
 export interface WorkerPool {
   workers: Worker[];
@@ -98,7 +109,22 @@ function makeWorker(
 
 /** One BullMQ Worker per served queue (and, with `dispatch`, one per carrier queue), plus the reconciler. */
 export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Metrics): WorkerPool {
-  const workers = queueNames.map((name) => makeWorker(ctx, name, name, PROCESSORS[name], metrics));
+  // The notification stage is one worker per channel queue, each with its own limiter, so a
+  // failing or slow channel never holds up the others.
+  const workers = queueNames.flatMap((name) =>
+    name === 'notification'
+      ? NOTIFICATION_CHANNELS.map((channel) =>
+          makeWorker(
+            ctx,
+            notificationQueueName(channel),
+            name,
+            PROCESSORS.notification,
+            metrics,
+            channelLimiter(ctx.config.notificationRates[channel]),
+          ),
+        )
+      : [makeWorker(ctx, name, name, PROCESSORS[name], metrics)],
+  );
   const carrierWorkers = queueNames.includes('dispatch')
     ? startCarrierWorkers(
         ctx,

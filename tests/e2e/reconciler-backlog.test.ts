@@ -75,18 +75,18 @@ async function seedTemplate(server: TestServer) {
   const placed = await placeOrder(server.app, shop.apiKey, orderBody({ priority: 'express' }));
   const db = server.ctx.db;
   const [notification] = await db
-    .select({ id: notifications.id })
+    .select({ id: notifications.id, channel: notifications.channel })
     .from(notifications)
     .where(eq(notifications.orderId, placed.id));
   expect(notification).toBeDefined();
   await db.update(orders).set({ status: 'cancelled' }).where(eq(orders.id, placed.id));
   await db.update(notifications).set({ state: 'sent' }).where(eq(notifications.orderId, placed.id));
-  return { orderId: placed.id as string, notificationId: notification.id };
+  return { orderId: placed.id as string, notificationId: notification.id, channel: notification.channel };
 }
 
 const allocationId = (orderId: string) => TOPOLOGY.allocation.jobId({ orderId, attempt: 1 });
 const dispatchId = (orderId: string) => TOPOLOGY.dispatch.jobId({ orderId, attempt: 1 });
-const notificationId = (id: string) => TOPOLOGY.notification.jobId({ notificationId: id });
+const notificationId = (id: string) => TOPOLOGY.notification.jobId({ notificationId: id, channel: 'sms' });
 
 const statesOf = (queue: Queue, ids: string[]) => Promise.all(ids.map((id) => queue.getJobState(id)));
 
@@ -198,7 +198,10 @@ describe('reconciler: a backlog larger than a page, live jobs sorting before los
     );
     await ctx.queues.addBulk(
       'notification',
-      liveNotes.map((n) => ({ data: { notificationId: n.id }, priority: 'standard' as const })),
+      liveNotes.map((n) => ({
+        data: { notificationId: n.id, channel: template.channel },
+        priority: 'standard' as const,
+      })),
     );
 
     const liveIds = live.map((o) => allocationId(o.id));
@@ -226,7 +229,7 @@ describe('reconciler: a backlog larger than a page, live jobs sorting before los
     for (const state of await statesOf(ctx.queues.byName.dispatch, lostAllocated))
       expect(state).toBe('prioritized');
     for (const state of await statesOf(
-      ctx.queues.byName.notification,
+      ctx.queues.notification[template.channel],
       notes.map((n) => notificationId(n.id)),
     ))
       expect(state).toBe('prioritized');
@@ -318,7 +321,7 @@ describe('reconciler: work that moved on between the scan and the re-enqueue', (
           .set({ state: 'sent', sentAt: new Date() })
           .where(eq(notifications.id, sentNote)),
     };
-    for (const queue of [allocation, ctx.queues.byName.notification]) {
+    for (const queue of [allocation, ctx.queues.notification[template.channel]]) {
       const original = queue.getJobState.bind(queue);
       vi.spyOn(queue, 'getJobState').mockImplementation(async (jobId: string) => {
         const move = moveOn[jobId];
@@ -337,11 +340,15 @@ describe('reconciler: work that moved on between the scan and the re-enqueue', (
     expect(await ctx.queues.byName.dispatch.getJobState(dispatchId(movedOn))).toBe('unknown');
     expect(await allocation.getJobState(allocationId(finished))).toBe('completed');
     expect((await allocation.getJob(allocationId(finished)))?.finishedOn).toBe(completedAt);
-    expect(await ctx.queues.byName.notification.getJobState(notificationId(sentNote))).toBe('unknown');
+    expect(await ctx.queues.notification[template.channel].getJobState(notificationId(sentNote))).toBe(
+      'unknown',
+    );
 
     expect(await allocation.getJobState(allocationId(stillLost))).toBe('prioritized');
     expect(await allocation.getJobState(allocationId(alsoLost))).toBe('prioritized');
-    expect(await ctx.queues.byName.notification.getJobState(notificationId(lostNote))).toBe('prioritized');
+    expect(await ctx.queues.notification[template.channel].getJobState(notificationId(lostNote))).toBe(
+      'prioritized',
+    );
 
     const rows = await ctx.db
       .select({ id: orders.id, status: orders.status })

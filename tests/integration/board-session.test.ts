@@ -120,7 +120,15 @@ describe('Bull Board session cookie', () => {
     const api = await board('/api/queues', { cookie: `other=1; ${pair}` });
     expect(api.status).toBe(200);
     const names = ((await api.json()) as { queues: { name: string }[] }).queues.map((q) => q.name);
-    expect(names).toEqual(expect.arrayContaining(['allocation', 'dispatch', 'notification']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'allocation',
+        'dispatch',
+        'notification.sms',
+        'notification.email',
+        'notification.webhook',
+      ]),
+    );
   });
 
   it('a tampered cookie is refused with problem+json', async () => {

@@ -72,7 +72,7 @@ describe('queues: every job prioritised, ids derived from the work, finished job
   });
 
   it('gives notification jobs the priority of their order', async () => {
-    const jobs = await api.ctx.queues.byName.notification.getJobs([
+    const jobs = await api.ctx.queues.notification.sms.getJobs([
       'prioritized',
       'waiting',
       'active',

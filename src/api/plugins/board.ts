@@ -24,7 +24,7 @@ export async function registerBoard(
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(BASE_PATH);
   const board = createBullBoard({
-    queues: Object.values(queues.byName).map((queue) => new BullMQAdapter(queue)),
+    queues: queues.stageQueues().map((queue) => new BullMQAdapter(queue)),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'Surgeline' } },
   });
