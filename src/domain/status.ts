@@ -29,7 +29,7 @@ export type FailureReason = (typeof FAILURE_REASONS)[number];
 const MOVES: Record<OrderStatus, readonly OrderStatus[]> = {
   received: ['backordered', 'on_hold', 'allocated', 'cancelled', 'failed'],
   backordered: ['on_hold', 'allocated', 'cancelled', 'failed'],
-  on_hold: ['allocated', 'cancelled', 'failed'],
+  on_hold: ['backordered', 'allocated', 'cancelled', 'failed'],
   allocated: ['on_hold', 'dispatched', 'cancelled', 'failed'],
   dispatched: ['in_transit', 'delivered', 'failed'],
   in_transit: ['delivered', 'failed'],

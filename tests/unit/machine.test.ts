@@ -17,6 +17,14 @@ describe('the status machine’s effects', () => {
     expect([...CANCELLABLE].sort()).toEqual(['allocated', 'backordered', 'on_hold', 'received']);
     for (const s of CANCELLABLE) expect(canTransition(s, 'cancelled')).toBe(true);
   });
+
+  it('a held order that only a restock can fill may wait backordered; nothing moves back to waiting once allocated', () => {
+    expect(canTransition('on_hold', 'backordered')).toBe(true);
+    expect(canTransition('received', 'backordered')).toBe(true);
+    expect(canTransition('backordered', 'allocated')).toBe(true);
+    for (const s of ['allocated', 'dispatched', 'in_transit', 'delivered'] as const)
+      expect(canTransition(s, 'backordered'), s).toBe(false);
+  });
 });
 
 describe('the parcel roll-up', () => {
