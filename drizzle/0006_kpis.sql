@@ -1,0 +1,2 @@
+CREATE INDEX "order_events_closed_idx" ON "order_events" USING btree ("recorded_at") WHERE status IN ('delivered', 'failed');--> statement-breakpoint
+CREATE INDEX "orders_created_idx" ON "orders" USING btree ("created_at");
