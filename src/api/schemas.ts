@@ -1,5 +1,4 @@
 import { Type, type Static, type TObject } from '@sinclair/typebox';
-import { DEFAULT_KPI_WINDOW, KPI_WINDOWS } from '../domain/kpis.js';
 import { PRIORITIES } from '../domain/priority.js';
 import { ORDER_STATUSES, type FailureReason } from '../domain/status.js';
 
@@ -152,6 +151,43 @@ export const InventoryQuery = withDefaults(
   Type.Object({ sku: Type.Optional(text(64)), warehouseId: Type.Optional(text(64)), ...Pagination }, closed),
 );
 
+export const SupplierBody = Type.Object({ id: entityId('supplier id'), name: text(200) }, closed);
+export type SupplierBody = Static<typeof SupplierBody>;
+
+export const SupplierPatch = Type.Object(
+  {
+    available: Type.Boolean({ description: "false: the supplier's warehouses count as empty to allocation" }),
+  },
+  closed,
+);
+
+export const RestockBody = Type.Object(
+  {
+    warehouseId: entityId('warehouse'),
+    sku: text(64),
+    quantity: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    eta: Type.String({ format: 'date-time', description: 'RFC 3339: when it is expected' }),
+  },
+  closed,
+);
+export type RestockBody = Static<typeof RestockBody>;
+
+export const RestocksQuery = withDefaults(
+  Type.Object(
+    {
+      warehouseId: Type.Optional(text(64)),
+      sku: Type.Optional(text(64)),
+      received: Type.Optional(
+        StringEnum(['true', 'false'] as const, {
+          description: 'true: received ones only; false: inbound ones',
+        }),
+      ),
+      ...Pagination,
+    },
+    closed,
+  ),
+);
+
 const carrierFields = {
   name: text(200),
   kind: StringEnum(['http'] as const),
@@ -249,17 +285,4 @@ export const RetryAccepted = Type.Object(
     attempt: Type.Integer({ minimum: 2, description: 'the new attempt (the failed one + 1)' }),
   },
   { ...closed, description: 'The new attempt started at received; its allocation is queued' },
-);
-
-// The scorecard (operators)
-export const KpisQuery = withDefaults(
-  Type.Object(
-    {
-      window: StringEnum(KPI_WINDOWS, {
-        default: DEFAULT_KPI_WINDOW,
-        description: 'orders closed in the last hour, 24 hours or 7 days',
-      }),
-    },
-    closed,
-  ),
 );

@@ -10,6 +10,7 @@ import { cappedBackoff } from './backoff.js';
 import { startCarrierWorkers, type Limiter } from './carrier-workers.js';
 import { startLockdownTimer } from '../steps/lockdown.js';
 import { startReconciler } from './reconciler.js';
+import { startStockWatch } from './stock-watch.js';
 
 /** True when this run is the job's last chance: the stage then ends the work instead of throwing. */
 function isFinalAttempt(job: Job): boolean {
@@ -134,12 +135,14 @@ export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Me
     : undefined;
   const reconciler = startReconciler(ctx);
   const lockdowns = startLockdownTimer(ctx); // lifts lockdowns whose `until` passed, resumes held orders
+  const stockWatch = startStockWatch(ctx); // raises and clears stock alerts
   ctx.log.info({ queues: queueNames }, 'workers started');
   return {
     workers,
     async close() {
       reconciler.stop();
       await lockdowns.stop();
+      await stockWatch.stop();
       // With Redis away a graceful close would wait for it forever; jobs in flight then come
       // back through their expired locks (or the reconciler) instead.
       const force = ctx.redis.status !== 'ready';
