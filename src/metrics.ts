@@ -4,6 +4,8 @@ import { allCarriers } from './db/carriers.js';
 import { countOverdue } from './db/shipments.js';
 import { alertsBySku } from './db/stock-alerts.js';
 import { QUEUE_NAMES } from './queues/topology.js';
+import type { Rates } from './domain/kpis.js';
+import { scorecardRates } from './steps/scorecard.js';
 
 const JOB_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed'] as const;
 
@@ -122,7 +124,51 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'conf
       }
     },
   });
+  // The scorecard's rates over 24 h, read at scrape, one query for the three gauges every 10 s at
+  // most (a scrape storm doesn't hammer the database); the database away: the gauges are left empty.
+  const kpiRates = cached(KPI_CACHE_MS, () => scorecardRates(ctx, '24h'));
+  const kpiGauge = (name: string, help: string, rate: keyof Rates) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        try {
+          const value = (await kpiRates())[rate];
+          if (value !== null) this.set(value);
+        } catch (error) {
+          ctx.log.warn({ err: error }, 'kpi gauges: database unavailable');
+        }
+      },
+    });
+  kpiGauge(
+    'surgeline_kpi_on_time_rate',
+    'Delivered on time (≤ initial promise) ÷ delivered, orders closed in the last 24 h',
+    'onTimeRate',
+  );
+  kpiGauge(
+    'surgeline_kpi_error_rate',
+    'Failed ÷ closed (delivered + failed), orders closed in the last 24 h',
+    'errorRate',
+  );
+  kpiGauge(
+    'surgeline_kpi_satisfaction',
+    'Feedback scores ≥ 4 ÷ all scores, orders closed in the last 24 h',
+    'satisfaction',
+  );
   return { registry, httpRequests, httpDuration, jobDuration, ordersTotal };
+}
+
+const KPI_CACHE_MS = 10_000;
+
+/** `load`'s answer (or failure), reused for `ms`; concurrent callers share one call. */
+function cached<T>(ms: number, load: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    if (!last || Date.now() - last.at >= ms) last = { at: Date.now(), value: load() };
+    return last.value;
+  };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -5,6 +5,7 @@
  * every field its handler produces, with its nullability, and is closed.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { KPI_WINDOWS } from '../domain/kpis.js';
 import { PARCEL_STATUSES } from '../domain/parcels.js';
 import { PRIORITIES } from '../domain/priority.js';
 import { FAILURE_REASONS, ORDER_STATUSES, TIMELINE_ONLY } from '../domain/status.js';
@@ -376,4 +377,53 @@ export const Ready = Type.Object(
     database: StringEnum(['up'] as const),
   },
   { ...closed, description: 'Redis and the database answer' },
+);
+
+// The scorecard (operators)
+
+const Rate = (description: string) => Nullable(Type.Number({ minimum: 0, maximum: 1 }), { description });
+const rateFields = {
+  onTimeRate: Rate('delivered with deliveredAt ≤ initialPromisedBy ÷ delivered; null when none delivered'),
+  errorRate: Rate(
+    'ended failed (any reason, returned included) ÷ closed (delivered + failed); null when none closed',
+  ),
+  satisfaction: Rate('feedback scores ≥ 4 ÷ all scores of the closed orders; null when no feedback'),
+};
+
+export const KpiBreakdownEntry = Type.Object(
+  { orders: Type.Integer({ description: 'orders of this slice closed in the window' }), ...rateFields },
+  closed,
+);
+const Slice = (description: string) => Type.Record(Type.String(), KpiBreakdownEntry, { description });
+
+export const Scorecard = Type.Object(
+  {
+    window: StringEnum(KPI_WINDOWS),
+    ...rateFields,
+    processingTimeMs: Type.Object(
+      { p50: Nullable(Type.Number()), p95: Nullable(Type.Number()) },
+      {
+        ...closed,
+        description: 'received → dispatched of the closed orders that were dispatched; null when none',
+      },
+    ),
+    ordersPerMinute: Type.Number({ description: 'orders received (taken in) in the window ÷ its minutes' }),
+    queueDepths: Type.Record(Type.String(), Type.Integer(), {
+      description: 'jobs waiting, prioritized, delayed or active per queue (empty while Redis is away)',
+    }),
+    targets: Type.Object(
+      { onTimeRate: Type.Number(), errorRate: Type.Number(), satisfaction: Type.Number() },
+      { ...closed, description: 'on-time and satisfaction at least, error rate at most' },
+    ),
+    breakdown: Type.Object(
+      {
+        priority: Slice('by priority'),
+        region: Slice('by shipping region'),
+        carrier: Slice("by carrier of the order's parcels (an order at two carriers counts in each)"),
+        warehouse: Slice("by warehouse of the order's parcels and reservations (likewise)"),
+      },
+      closed,
+    ),
+  },
+  { ...closed, description: 'The scorecard over the orders closed (delivered or failed) in the window' },
 );

@@ -1,4 +1,5 @@
 import { Type, type Static, type TObject } from '@sinclair/typebox';
+import { DEFAULT_KPI_WINDOW, KPI_WINDOWS } from '../domain/kpis.js';
 import { PRIORITIES } from '../domain/priority.js';
 import { ORDER_STATUSES, type FailureReason } from '../domain/status.js';
 
@@ -285,4 +286,17 @@ export const RetryAccepted = Type.Object(
     attempt: Type.Integer({ minimum: 2, description: 'the new attempt (the failed one + 1)' }),
   },
   { ...closed, description: 'The new attempt started at received; its allocation is queued' },
+);
+
+// The scorecard (operators)
+export const KpisQuery = withDefaults(
+  Type.Object(
+    {
+      window: StringEnum(KPI_WINDOWS, {
+        default: DEFAULT_KPI_WINDOW,
+        description: 'orders closed in the last hour, 24 hours or 7 days',
+      }),
+    },
+    closed,
+  ),
 );

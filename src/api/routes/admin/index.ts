@@ -3,6 +3,7 @@ import type { Context } from '../../../context.js';
 import { carrierRoutes } from './carriers.js';
 import { deadLetterRoutes } from './dead-letters.js';
 import { inventoryRoutes } from './inventory.js';
+import { kpiRoutes } from './kpis.js';
 import { regionRoutes } from './regions.js';
 import { restockRoutes } from './restocks.js';
 import { shipmentRoutes } from './shipments.js';
@@ -19,4 +20,5 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
   await app.register(shipmentRoutes, { ctx });
   await app.register(deadLetterRoutes, { ctx });
   await app.register(regionRoutes, { ctx });
+  await app.register(kpiRoutes, { ctx });
 }
