@@ -3,7 +3,7 @@ import { eq } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { notifications, orders } from './schema.js';
 import { parcelsOf } from './shipments.js';
-import { delayNoticeMessages, isLate, type CustomerChannel } from '../domain/notify.js';
+import { delayNoticeMessages, delayToTell, isLate, type CustomerChannel } from '../domain/notify.js';
 
 /**
  * The `delayed` notice of a parcel just booked with a carrier estimate later than the order's
@@ -11,7 +11,8 @@ import { delayNoticeMessages, isLate, type CustomerChannel } from '../domain/not
  * `delayed` for the attempt's first parcel and `delayed#n` for its n-th, so the unique
  * (order, attempt, status, channel) key lets each parcel be told once however often this runs.
  * Nothing when the estimate keeps the promise, or when another parcel of the attempt already
- * carries an estimate at least as late (the customer knows a date that late). Returns the rows
+ * told a date as late (domain/notify.ts delayToTell). Two parcels booked at the same instant
+ * may each be told (neither sees the other's booking); each is still told once. Returns the rows
  * to enqueue after commit.
  */
 export async function writeDelayNotice(
@@ -25,14 +26,15 @@ export async function writeDelayNotice(
   const parcels = await parcelsOf(tx, order);
   const ordinal = parcels.findIndex((p) => p.id === parcel.id) + 1;
   if (ordinal === 0) return [];
-  const toldLater = parcels.some(
-    (p) =>
-      p.id !== parcel.id &&
-      p.bookedAt !== null &&
-      p.estimatedDeliveryAt !== null &&
-      p.estimatedDeliveryAt.getTime() >= estimatedDeliveryAt.getTime(),
-  );
-  if (toldLater) return [];
+  const others = parcels.filter((p) => p.id !== parcel.id && p.bookedAt !== null);
+  if (
+    !delayToTell(
+      order.promisedBy,
+      estimatedDeliveryAt,
+      others.map((p) => p.estimatedDeliveryAt),
+    )
+  )
+    return [];
   const { status, rows } = delayNoticeMessages(order, ordinal, estimatedDeliveryAt, env.publicUrl);
   if (rows.length === 0) return [];
   const at = new Date();

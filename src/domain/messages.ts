@@ -3,7 +3,8 @@
  * zh-CN and en. Every message holds the order's externalId, its status in words (and its code),
  * the current promise (RFC 3339 UTC), the tracking link and, for contactless orders, the drop-off
  * note — and nothing else about the order: no name, phone, email or address. The SMS is the same
- * wording as the email on one line; the email adds a subject and a small self-contained HTML part.
+ * wording as the email on one line (without the status code); the email adds a subject and a small
+ * self-contained HTML part.
  */
 export type Locale = 'zh-CN' | 'en';
 export const LOCALES: readonly Locale[] = ['zh-CN', 'en'];
@@ -79,12 +80,12 @@ const STATUS_TEXT: Record<Locale, Record<string, string>> = {
     dispatched: 'has been handed to the carrier',
     in_transit: 'is on its way',
     out_for_delivery: 'is out for delivery',
-    failed_attempt: 'is delayed: it could not be delivered today; the carrier will try again',
+    failed_attempt: 'is delayed: delivery failed today; the carrier will try again',
     delivered: 'has been delivered',
     cancelled: 'has been cancelled',
     failed: 'could not be completed',
     retried: 'is being processed again',
-    delayed: 'is delayed: the carrier expects to deliver it later than promised',
+    delayed: 'is delayed: the carrier expects it later than promised',
   },
   'zh-CN': {
     received: '已收到',
@@ -125,11 +126,12 @@ const WORDS = {
     estimate: (p: string) => `New estimate: ${p}.`,
     carrierEstimate: (e: string, p: string) => `New estimate: ${e} (promised: ${p}).`,
     promised: (p: string) => `Promised by ${p}.`,
-    dropOff: 'Contactless delivery: the parcel will be left at your door.',
+    dropOff: 'Contactless delivery: left at your door.',
     track: 'Track it:',
     trackLink: 'Track your order',
     subject: (id: string, label: string) => `Order ${id}: ${label}`,
-    headline: (id: string, what: string, code: string) => `Your order ${id} ${what} (status: ${code}).`,
+    headline: (id: string, what: string, code?: string) =>
+      code ? `Your order ${id} ${what} (status: ${code}).` : `Your order ${id} ${what}.`,
     reason: (what: string, reason: string) => `${what}: ${reason}`,
   },
   'zh-CN': {
@@ -137,17 +139,18 @@ const WORDS = {
     estimate: (p: string) => `新的预计送达时间：${p}。`,
     carrierEstimate: (e: string, p: string) => `新的预计送达时间：${e}（原承诺：${p}）。`,
     promised: (p: string) => `承诺送达时间：${p}。`,
-    dropOff: '无接触配送：包裹将放在您的门口。',
+    dropOff: '无接触配送：包裹放在门口。',
     track: '查看物流：',
     trackLink: '查看物流',
     subject: (id: string, label: string) => `订单 ${id}：${label}`,
-    headline: (id: string, what: string, code: string) => `您的订单 ${id} ${what}（状态：${code}）。`,
+    headline: (id: string, what: string, code?: string) =>
+      code ? `您的订单 ${id} ${what}（状态：${code}）。` : `您的订单 ${id} ${what}。`,
     reason: (what: string, reason: string) => `${what}：${reason}`,
   },
 } as const;
 
 /** Longer externalIds are shortened in an SMS (`…`), so one stays within SMS_MAX_CHARS. */
-const SMS_ID_CHARS = 48;
+const SMS_ID_CHARS = 32;
 /** The bound of an SMS with a tracking link of up to 100 characters. */
 export const SMS_MAX_CHARS = 300;
 
@@ -173,7 +176,7 @@ export interface CustomerMessage {
   text: string;
   /** The email's HTML part: every value escaped, no external resource. */
   html: string;
-  /** The same wording as `text` on one line, the externalId shortened past SMS_ID_CHARS. */
+  /** The same wording as `text` on one line, without the status code, the externalId shortened past SMS_ID_CHARS. */
   sms: string;
 }
 
@@ -222,8 +225,8 @@ export function customerMessage(input: MessageInput): CustomerMessage {
           ? words.promised(promise)
           : words.expected(promise);
   const dropOff = input.contactless ? words.dropOff : null;
-  const lines = (id: string) => [
-    words.headline(id, what, status),
+  const lines = (id: string, code?: string) => [
+    words.headline(id, what, code),
     promiseLine,
     ...(dropOff ? [dropOff] : []),
   ];
@@ -232,13 +235,13 @@ export function customerMessage(input: MessageInput): CustomerMessage {
   const html = [
     `<!doctype html><html lang="${locale}"><head><meta charset="utf-8"><title>${escapeHtml(subject)}</title></head>`,
     '<body style="font-family:sans-serif;line-height:1.5">',
-    ...lines(input.externalId).map((line) => `<p>${escapeHtml(line)}</p>`),
+    ...lines(input.externalId, status).map((line) => `<p>${escapeHtml(line)}</p>`),
     `<p><a href="${escapeHtml(input.trackingUrl)}">${escapeHtml(words.trackLink)}</a>: ${escapeHtml(input.trackingUrl)}</p>`,
     '</body></html>',
   ].join('\n');
   return {
     subject,
-    text: [...lines(input.externalId), `${words.track} ${input.trackingUrl}`].join('\n'),
+    text: [...lines(input.externalId, status), `${words.track} ${input.trackingUrl}`].join('\n'),
     html,
     sms: [...lines(shortId(input.externalId)), `${words.track} ${input.trackingUrl}`].join(separator),
   };

@@ -145,6 +145,26 @@ export function isLate(promisedBy: Date, estimatedDeliveryAt: Date | null): esti
   return estimatedDeliveryAt !== null && estimatedDeliveryAt.getTime() > promisedBy.getTime();
 }
 
+/** Another parcel's estimate within this much of a new one already told the customer that date. */
+export const DELAY_NOTICE_SLACK_MS = 3_600_000;
+
+/**
+ * Whether a parcel's estimate is a delay to tell: past the promise, and not already told by
+ * another parcel of the order whose estimate is as late (give or take DELAY_NOTICE_SLACK_MS, so
+ * the parcels of a split order booked a moment apart make one notice, not one each).
+ */
+export function delayToTell(
+  promisedBy: Date,
+  estimatedDeliveryAt: Date | null,
+  otherEstimates: (Date | null)[],
+): estimatedDeliveryAt is Date {
+  if (!isLate(promisedBy, estimatedDeliveryAt)) return false;
+  const told = estimatedDeliveryAt.getTime() - DELAY_NOTICE_SLACK_MS;
+  return !otherEstimates.some(
+    (other) => other !== null && isLate(promisedBy, other) && other.getTime() >= told,
+  );
+}
+
 /**
  * The `delayed` notice of one parcel, told as `delayed` for the attempt's first parcel and
  * `delayed#n` for its n-th (so each parcel is told once, and the provider's dedupe keys differ),
