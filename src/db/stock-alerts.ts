@@ -53,21 +53,32 @@ export async function refreshStockAlerts(db: Db, now: Date, riskHours: number): 
     }
     const existing = await tx.select().from(stockAlerts);
     const sinceOf = new Map(existing.map((a) => [stockKey(a), a.since]));
-    const cleared = existing.filter((a) => !risky.has(stockKey(a)));
-    if (cleared.length > 0) {
-      const tuples = cleared.map((a) => sql`(${a.warehouseId}, ${a.sku})`);
-      await tx
-        .delete(stockAlerts)
-        .where(sql`(${stockAlerts.warehouseId}, ${stockAlerts.sku}) in (${sql.join(tuples, sql`, `)})`);
-    }
+    // What was deleted and inserted, as the database answers it: the lock makes this the same as
+    // the diff just computed, and without it a row would still be raised or cleared only once.
+    const gone = existing.filter((a) => !risky.has(stockKey(a)));
+    const cleared =
+      gone.length === 0
+        ? []
+        : await tx
+            .delete(stockAlerts)
+            .where(
+              sql`(${stockAlerts.warehouseId}, ${stockAlerts.sku}) in (${sql.join(
+                gone.map((a) => sql`(${a.warehouseId}, ${a.sku})`),
+                sql`, `,
+              )})`,
+            )
+            .returning();
     const fresh = [...risky.values()].filter((a) => !sinceOf.has(stockKey(a)));
-    if (fresh.length > 0) {
-      await tx
-        .insert(stockAlerts)
-        .values(fresh.map((a) => ({ warehouseId: a.warehouseId, sku: a.sku, since: now })))
-        .onConflictDoNothing();
-    }
-    const raised = fresh.map((a) => ({ ...a, since: now }));
+    const inserted =
+      fresh.length === 0
+        ? []
+        : await tx
+            .insert(stockAlerts)
+            .values(fresh.map((a) => ({ warehouseId: a.warehouseId, sku: a.sku, since: now })))
+            .onConflictDoNothing()
+            .returning();
+    const raised = inserted.map((a) => ({ ...risky.get(stockKey(a))!, since: a.since }));
+    for (const a of inserted) sinceOf.set(stockKey(a), a.since);
     const current = [...risky.values()]
       .map((a) => ({ ...a, since: sinceOf.get(stockKey(a)) ?? now }))
       .sort(

@@ -34,6 +34,7 @@ interface InventoryItem {
   available: number;
   inbound: number;
   inboundEta: string | null;
+  coverHours: number | null;
 }
 
 interface CarrierItem {
@@ -325,6 +326,8 @@ describe('operator routes (/v1/admin)', () => {
           available: 2,
           inbound: 0,
           inboundEta: null,
+          // 2 available at the 3 units allocated in the last hour.
+          coverHours: 2 / 3,
         },
       ]);
 
@@ -364,7 +367,16 @@ describe('operator routes (/v1/admin)', () => {
       expect(bySku.items.map((i) => i.warehouseId).sort()).toEqual(['wh-list-a', 'wh-list-b']);
       for (const item of bySku.items) {
         expect(Object.keys(item).sort()).toEqual(
-          ['available', 'inbound', 'inboundEta', 'onHand', 'reserved', 'sku', 'warehouseId'].sort(),
+          [
+            'available',
+            'coverHours',
+            'inbound',
+            'inboundEta',
+            'onHand',
+            'reserved',
+            'sku',
+            'warehouseId',
+          ].sort(),
         );
         expect(item.sku).toBe('LIST-1');
         expect(item.available).toBe(item.onHand - item.reserved);
@@ -381,6 +393,7 @@ describe('operator routes (/v1/admin)', () => {
           available: 0,
           inbound: 0,
           inboundEta: null,
+          coverHours: null,
         },
       ]);
       expect((await inventoryOf('sku=LIST-1&warehouseId=wh-list-b')).items.map((i) => i.onHand)).toEqual([9]);

@@ -67,7 +67,16 @@ const CARRIER = [
   'successRate',
 ];
 const BREAKER = ['state', 'since'];
-const INVENTORY = ['warehouseId', 'sku', 'onHand', 'reserved', 'available', 'inbound', 'inboundEta'];
+const INVENTORY = [
+  'warehouseId',
+  'sku',
+  'onHand',
+  'reserved',
+  'available',
+  'inbound',
+  'inboundEta',
+  'coverHours',
+];
 const PROBLEM = ['type', 'title', 'status', 'detail', 'code'];
 const FIELD_ISSUE = ['path', 'message'];
 
