@@ -8,7 +8,9 @@ import { bookCall, dispatch, type DispatchResult } from '../steps/dispatch.js';
 import { sendNotification } from '../steps/notify.js';
 import { cappedBackoff } from './backoff.js';
 import { startCarrierWorkers, type Limiter } from './carrier-workers.js';
-import { startLockdownTimer } from '../steps/lockdown.js';
+import { LOCKDOWN_TICK_MS, lockdownPassOnce } from '../steps/lockdown.js';
+import { BACKORDER_TICK_MS, backorderPassOnce } from '../steps/backorders.js';
+import { startTicker } from './ticker.js';
 import { startReconciler } from './reconciler.js';
 import { startStockWatch } from './stock-watch.js';
 
@@ -134,15 +136,16 @@ export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Me
       )
     : undefined;
   const reconciler = startReconciler(ctx);
-  const lockdowns = startLockdownTimer(ctx); // lifts lockdowns whose `until` passed, resumes held orders
+  // Lifts lockdowns whose `until` passed and resumes held orders; allocates backorders when stock arrives.
+  const lockdowns = startTicker(ctx, 'lockdown pass', LOCKDOWN_TICK_MS, (s) => lockdownPassOnce(ctx, s));
+  const backorders = startTicker(ctx, 'backorder pass', BACKORDER_TICK_MS, (s) => backorderPassOnce(ctx, s));
   const stockWatch = startStockWatch(ctx); // raises and clears stock alerts
   ctx.log.info({ queues: queueNames }, 'workers started');
   return {
     workers,
     async close() {
       reconciler.stop();
-      await lockdowns.stop();
-      await stockWatch.stop();
+      await Promise.all([lockdowns.stop(), backorders.stop(), stockWatch.stop()]);
       // With Redis away a graceful close would wait for it forever; jobs in flight then come
       // back through their expired locks (or the reconciler) instead.
       const force = ctx.redis.status !== 'ready';
