@@ -181,7 +181,11 @@ describe('GET /v1/track/{token}: JSON and the HTML page', () => {
   });
 
   it('falls back to the order’s locale without a usable Accept-Language', async () => {
-    for (const headers of [{}, { 'accept-language': 'fr-FR, de;q=0.5' }, { 'accept-language': '*' }]) {
+    for (const headers of [
+      {},
+      { 'accept-language': 'fr-FR, de;q=0.5' },
+      { 'accept-language': '*' },
+    ] as Record<string, string>[]) {
       expect(langOf(expectPage(await track(token, { accept: BROWSER, ...headers })))).toBe('en');
       expect(langOf(expectPage(await track(zhToken, { accept: BROWSER, ...headers })))).toBe('zh-CN');
     }
@@ -190,7 +194,10 @@ describe('GET /v1/track/{token}: JSON and the HTML page', () => {
   });
 
   it('answers an unknown token 404: problem+json for JSON clients, a small page for browsers', async () => {
-    for (const headers of [{}, { accept: 'application/json' }, { accept: '*/*' }]) {
+    for (const headers of [{}, { accept: 'application/json' }, { accept: '*/*' }] as Record<
+      string,
+      string
+    >[]) {
       expectProblem(await track(UNKNOWN, headers), 404, 'not_found');
     }
     const en = expectPage(await track(UNKNOWN, { accept: BROWSER, 'accept-language': 'en' }), 404);
