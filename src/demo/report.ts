@@ -158,3 +158,88 @@ export function formatLogistics(
     `  dead letters                 ${deadLetters.listed} (re-driven ${deadLetters.redriven})`,
   ].join('\n');
 }
+
+/** One parcel, as `shipments` records it. */
+export interface ReportParcel {
+  orderId: string;
+  attempt: number;
+  warehouseId: string;
+}
+
+export interface SupplyReport {
+  /** Orders shipped from more than one warehouse (in one attempt). */
+  split: number;
+  /** Orders that waited backordered at least once… */
+  backordered: number;
+  /** …and of those, the ones delivered in the end. */
+  backorderedDelivered: number;
+}
+
+/** Splits and backorders, from the parcels and the timelines. Pure. */
+export function supplyReport(
+  orders: ReportOrder[],
+  events: ReportEvent[],
+  parcels: ReportParcel[],
+): SupplyReport {
+  const warehousesOf = new Map<string, Set<string>>();
+  for (const p of parcels) {
+    const key = `${p.orderId}:${p.attempt}`;
+    warehousesOf.set(key, (warehousesOf.get(key) ?? new Set()).add(p.warehouseId));
+  }
+  const splitOrders = new Set(
+    [...warehousesOf].filter(([, warehouses]) => warehouses.size > 1).map(([key]) => key.split(':')[0]),
+  );
+  const backordered = new Set(events.filter((e) => e.status === 'backordered').map((e) => e.orderId));
+  const delivered = new Set(orders.filter((o) => o.status === 'delivered').map((o) => o.id));
+  return {
+    split: splitOrders.size,
+    backordered: backordered.size,
+    backorderedDelivered: [...backordered].filter((id) => delivered.has(id)).length,
+  };
+}
+
+export function formatSupply(s: SupplyReport, alerts: { warehouseId: string; sku: string }[]): string {
+  const raised = alerts.map((a) => `${a.sku}@${a.warehouseId}`).join(', ');
+  return [
+    'supply',
+    `  split orders                 ${s.split}`,
+    `  backordered                  ${s.backordered} (delivered after the restock ${s.backorderedDelivered})`,
+    `  stock alerts raised          ${alerts.length}${raised ? ` (${raised})` : ''}`,
+  ].join('\n');
+}
+
+/** The engine's own scorecard (GET /v1/admin/kpis), as the demo prints it. */
+export interface DemoScorecard {
+  window: string;
+  onTimeRate: number | null;
+  errorRate: number | null;
+  satisfaction: number | null;
+  processingTimeMs: { p50: number | null; p95: number | null };
+  ordersPerMinute: number;
+  targets: { onTimeRate: number; errorRate: number; satisfaction: number };
+  breakdown: {
+    priority: Record<string, { orders: number; onTimeRate: number | null; errorRate: number | null }>;
+  };
+}
+
+/** Met, missed, or nothing to measure: against a floor (at least) or a ceiling (below). */
+function verdict(value: number | null, target: number, kind: 'floor' | 'ceiling'): string {
+  if (value === null) return 'n/a';
+  return (kind === 'floor' ? value >= target : value < target) ? 'met' : 'MISSED';
+}
+
+export function formatScorecard(k: DemoScorecard): string {
+  const row = (name: string, value: number | null, target: number, kind: 'floor' | 'ceiling') =>
+    `  ${name.padEnd(16)} ${pct(value).padStart(7)}   target ${kind === 'floor' ? '≥' : '<'} ${pct(target).padStart(6)}   ${verdict(value, target, kind)}`;
+  return [
+    `scorecard (GET /v1/admin/kpis?window=${k.window}, measured by the engine)`,
+    row('on-time rate', k.onTimeRate, k.targets.onTimeRate, 'floor'),
+    row('error rate', k.errorRate, k.targets.errorRate, 'ceiling'),
+    row('satisfaction', k.satisfaction, k.targets.satisfaction, 'floor'),
+    `  received → dispatched p50 ${ms(k.processingTimeMs.p50)}, p95 ${ms(k.processingTimeMs.p95)}; ${k.ordersPerMinute.toFixed(1)} orders/min`,
+    ...Object.entries(k.breakdown.priority).map(
+      ([priority, s]) =>
+        `  ${priority.padEnd(16)} ${String(s.orders).padStart(5)} orders, on time ${pct(s.onTimeRate)}, errors ${pct(s.errorRate)}`,
+    ),
+  ].join('\n');
+}

@@ -1,13 +1,22 @@
 import type { AddressInfo } from 'node:net';
 import { inArray } from 'drizzle-orm';
 import { ConfigError, loadConfig } from '../config.js';
-import { carrierAttempts, orderEvents, orders } from '../db/schema.js';
+import { carrierAttempts, orderEvents, orders, shipments } from '../db/schema.js';
 import { TERMINAL, type OrderStatus } from '../domain/status.js';
 import { startProcess } from '../runtime.js';
 import { startCarrierSimulator } from './carrier-simulator.js';
 import { NoRedisError, redisAnswers, startPrivateRedis } from './private-redis.js';
-import { buildReport, formatLogistics, formatReport, logisticsReport } from './report.js';
-import { surgeOrders } from './surge.js';
+import {
+  buildReport,
+  formatLogistics,
+  formatReport,
+  formatScorecard,
+  formatSupply,
+  type DemoScorecard,
+  logisticsReport,
+  supplyReport,
+} from './report.js';
+import { feedbackScore, seededRandom, surgeOrders } from './surge.js';
 
 /**
  * `npm run demo`: the whole engine in one process on in-memory PGlite, two simulated carriers
@@ -25,6 +34,14 @@ const OUTAGE_MS = Number(env.DEMO_OUTAGE_MS ?? 60_000);
 /** …and this district is sealed this long. */
 const LOCKDOWN_MS = Number(env.DEMO_LOCKDOWN_MS ?? 20_000);
 const LOCKED_REGION = 'shanghai-minhang';
+/** The supply story: a supplier halts once a third of the surge is in, a restock is received this
+ * long after, and the supplier is back this long after the halt. */
+const RESTOCK_AFTER_MS = Number(env.DEMO_RESTOCK_MS ?? 12_000);
+const SUPPLIER_HALT_MS = Number(env.DEMO_SUPPLIER_HALT_MS ?? 25_000);
+const HALTED_SUPPLIER = 'huadong-medical';
+/** The demo's map: how far apart its regions are (REGION_DISTANCES; README: Allocation). */
+const DEMO_DISTANCES =
+  'shanghai-pudong:shanghai-minhang=25,shanghai-pudong:wuhan-jiangan=840,shanghai-minhang:wuhan-jiangan=820';
 /** How many times the demo's operator re-drives what is left in the dead-letter view. */
 const REDRIVE_ROUNDS = 3;
 
@@ -70,6 +87,7 @@ async function main() {
     QUEUE_PREFIX: env.QUEUE_PREFIX ?? 'surgeline-demo',
     LOG_LEVEL: env.LOG_LEVEL ?? 'error', // keeps the progress bar readable; retries show in the report
     ADMIN_TOKEN: env.ADMIN_TOKEN ?? 'demo-admin-token',
+    REGION_DISTANCES: env.REGION_DISTANCES ?? DEMO_DISTANCES,
   });
   const running = await startProcess('all', config);
   stops.push(() => running.stop());
@@ -144,22 +162,30 @@ async function main() {
   })) as {
     apiKey: string;
   };
-  const warehouses = [
-    ['wh-pudong', 'shanghai-pudong'],
-    ['wh-minhang', 'shanghai-minhang'],
-    ['wh-wuhan', 'wuhan-jiangan'],
+  // Stock is uneven on purpose: thermometers and baby formula are short everywhere, so orders
+  // split across warehouses, and wh-minhang belongs to the supplier that halts mid-surge.
+  await call('POST', '/v1/admin/suppliers', { id: HALTED_SUPPLIER, name: 'Huadong Medical Supply' });
+  const warehouses: [string, string, string | undefined][] = [
+    ['wh-pudong', 'shanghai-pudong', undefined],
+    ['wh-minhang', 'shanghai-minhang', HALTED_SUPPLIER],
+    ['wh-wuhan', 'wuhan-jiangan', undefined],
   ];
-  const stock: Record<string, number> = {
-    'MASK-N95': 400,
-    THERMOMETER: 60,
-    'RICE-5KG': 150,
-    SANITIZER: 200,
-    'BABY-FORMULA': 25,
+  const stock: Record<string, [number, number, number]> = {
+    'MASK-N95': [300, 300, 300],
+    THERMOMETER: [30, 40, 20],
+    'RICE-5KG': [150, 150, 150],
+    SANITIZER: [90, 60, 60],
+    'BABY-FORMULA': [15, 20, 10],
   };
-  for (const [id, region] of warehouses) {
-    await call('POST', '/v1/admin/warehouses', { id, name: id, region });
-    for (const [sku, quantity] of Object.entries(stock))
-      await call('PUT', '/v1/admin/inventory', { warehouseId: id, sku, quantity });
+  for (const [i, [id, region, supplierId]] of warehouses.entries()) {
+    await call('POST', '/v1/admin/warehouses', {
+      id,
+      name: id,
+      region,
+      ...(supplierId ? { supplierId } : {}),
+    });
+    for (const [sku, quantities] of Object.entries(stock))
+      await call('PUT', '/v1/admin/inventory', { warehouseId: id, sku, quantity: quantities[i] });
   }
 
   console.log(`Surgeline demo: ${ORDERS} orders against ${api} (carriers: swift 20% failures, steady 2%)`);
@@ -189,6 +215,61 @@ async function main() {
     Object.keys(stock),
     warehouses.map(([, region]) => region),
   );
+  // Community group buys (one volunteer orders for a whole sealed compound): more masks than any
+  // one warehouse holds, so each ships split from two. Early in the surge, one per 150 orders.
+  for (let n = 0; n < Math.ceil(ORDERS / 150); n++) {
+    const body = bodies[Math.floor((n * ORDERS) / 600)];
+    body.priority = 'essential';
+    body.items = [{ sku: 'MASK-N95', quantity: 350 }];
+  }
+
+  // The supply story, started once a third of the surge is in: the supplier halts (its warehouse
+  // counts as empty), restocks of the short SKUs are announced for two hours from now — orders they
+  // can fill wait backordered instead of failing — then received, and the supplier comes back.
+  const alertsSeen = new Map<string, { warehouseId: string; sku: string }>();
+  const watchAlerts = async () => {
+    const alerts = (await call('GET', '/v1/admin/inventory/alerts', undefined)) as {
+      items: { warehouseId: string; sku: string }[];
+    };
+    for (const a of alerts.items) alertsSeen.set(`${a.warehouseId}:${a.sku}`, a);
+  };
+  let supplyStory: Promise<void> | undefined;
+  const startSupplyStory = async () => {
+    await call('PATCH', `/v1/admin/suppliers/${HALTED_SUPPLIER}`, { available: false });
+    const eta = new Date(Date.now() + 2 * 3_600_000).toISOString();
+    const restocks = await Promise.all(
+      ['THERMOMETER', 'BABY-FORMULA'].map(
+        (sku) =>
+          call('POST', '/v1/admin/inventory/restocks', {
+            warehouseId: 'wh-pudong',
+            sku,
+            quantity: 150,
+            eta,
+          }) as Promise<{
+            id: string;
+          }>,
+      ),
+    );
+    console.log(
+      `\nsupplier ${HALTED_SUPPLIER} halted (wh-minhang counts as empty) for ${SUPPLIER_HALT_MS / 1000} s; restocks of THERMOMETER and BABY-FORMULA due, received in ${RESTOCK_AFTER_MS / 1000} s`,
+    );
+    const later = (ms: number, what: () => Promise<unknown>) =>
+      new Promise<void>((resolve) =>
+        setTimeout(() => {
+          what()
+            .catch((error) => console.error(`demo supply story: ${(error as Error).message}`))
+            .finally(resolve);
+        }, ms).unref(),
+      );
+    await Promise.all([
+      later(RESTOCK_AFTER_MS, () =>
+        Promise.all(restocks.map((r) => call('POST', `/v1/admin/inventory/restocks/${r.id}/receive`, {}))),
+      ),
+      later(SUPPLIER_HALT_MS, () =>
+        call('PATCH', `/v1/admin/suppliers/${HALTED_SUPPLIER}`, { available: true }),
+      ),
+    ]);
+  };
   const ids: string[] = [];
   let rejected = 0;
   const shopHeaders = (key: string) => ({
@@ -210,7 +291,12 @@ async function main() {
       }),
     );
     drawProgress(ids.length, 0, ORDERS, 'posting');
+    if (!supplyStory && ids.length >= ORDERS / 3) {
+      await watchAlerts();
+      supplyStory = startSupplyStory();
+    }
   }
+  supplyStory ??= startSupplyStory();
 
   const started = Date.now();
   const untilAllClosed = async (phase: string) => {
@@ -218,6 +304,7 @@ async function main() {
       const statuses = await running.ctx.db.select({ id: orders.id, status: orders.status }).from(orders);
       const done = statuses.filter((o) => TERMINAL.has(o.status as OrderStatus)).length;
       drawProgress(ids.length, done, ids.length, phase);
+      await watchAlerts().catch(() => undefined);
       if (done >= ids.length) break;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
@@ -228,7 +315,7 @@ async function main() {
   // The operator's part: once swift is back and its breaker lets calls through again, every dead
   // letter is re-driven — again, up to REDRIVE_ROUNDS times, while swift's own 20 % faults (which
   // can re-open its breaker) send some back.
-  await Promise.all([outageOver, lockdownLifted]);
+  await Promise.all([outageOver, lockdownLifted, supplyStory]);
   const swiftOpen = async () => {
     const carriers = (await call('GET', '/v1/admin/carriers', undefined)) as {
       items: { id: string; breaker: { state: string } }[];
@@ -264,12 +351,29 @@ async function main() {
     await untilAllClosed('re-driven');
   }
 
+  // The customers' part: each delivered order gets its customer's score, some unhappy when late.
+  const random = seededRandom(7);
+  for (const order of await running.ctx.db.select().from(orders)) {
+    if (order.status !== 'delivered' || !order.deliveredAt) continue;
+    const onTime = order.deliveredAt <= order.initialPromisedBy;
+    await call(
+      'POST',
+      `/v1/orders/${order.id}/feedback`,
+      { score: feedbackScore(random, onTime) },
+      { authorization: `Bearer ${shop.apiKey}`, 'content-type': 'application/json' },
+    );
+  }
+
   const rows = await running.ctx.db.select().from(orders);
   const events = await running.ctx.db
     .select({ orderId: orderEvents.orderId, status: orderEvents.status, recordedAt: orderEvents.recordedAt })
     .from(orderEvents)
     .where(inArray(orderEvents.orderId, ids.length ? ids : ['00000000-0000-0000-0000-000000000000']));
   console.log(formatReport(buildReport(rows, events)));
+  const parcels = await running.ctx.db
+    .select({ orderId: shipments.orderId, attempt: shipments.attempt, warehouseId: shipments.warehouseId })
+    .from(shipments);
+  console.log(formatSupply(supplyReport(rows, events, parcels), [...alertsSeen.values()]));
   const attempts = await running.ctx.db
     .select({
       shipmentId: carrierAttempts.shipmentId,
@@ -287,6 +391,9 @@ async function main() {
   console.log(`rejected at intake ${rejected}`);
   console.log(
     `carrier calls    swift ${swift.stats.calls} (${swift.stats.transient} transient), steady ${steady.stats.calls} (${steady.stats.transient} transient, ${steady.stats.refused} refused)`,
+  );
+  console.log(
+    formatScorecard((await call('GET', '/v1/admin/kpis?window=1h', undefined)) as unknown as DemoScorecard),
   );
 
   if (env.DEMO_EXIT === '1') await exit(0);

@@ -40,3 +40,13 @@ export function surgeOrders(count: number, skus: string[], regions: string[], se
     };
   });
 }
+
+/**
+ * What a simulated customer scores a delivered order (1–5): most are pleased with an order that
+ * came by its promise, few with a late one. Deterministic for a given random source.
+ */
+export function feedbackScore(random: () => number, onTime: boolean): number {
+  const roll = random();
+  if (onTime) return roll < 0.65 ? 5 : roll < 0.96 ? 4 : roll < 0.99 ? 3 : 2;
+  return roll < 0.1 ? 4 : roll < 0.4 ? 3 : roll < 0.75 ? 2 : 1;
+}

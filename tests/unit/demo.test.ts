@@ -1,8 +1,14 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { buildReport, formatReport, percentile } from '../../src/demo/report.js';
-import { surgeOrders } from '../../src/demo/surge.js';
+import {
+  buildReport,
+  formatReport,
+  formatScorecard,
+  percentile,
+  supplyReport,
+} from '../../src/demo/report.js';
+import { feedbackScore, seededRandom, surgeOrders } from '../../src/demo/surge.js';
 import { uniquePrefix } from '../helpers/harness.js';
 
 async function freePort(): Promise<number> {
@@ -73,6 +79,77 @@ describe('demo report', () => {
     expect(formatReport(report)).toContain('on-time rate     50.0%');
   });
 
+  it('counts split orders per attempt and backorders delivered in the end', () => {
+    const t = new Date(0);
+    const orders = [
+      {
+        id: 'a',
+        status: 'delivered',
+        priority: 'standard',
+        failureReason: null,
+        initialPromisedBy: t,
+        deliveredAt: t,
+      },
+      {
+        id: 'b',
+        status: 'failed',
+        priority: 'standard',
+        failureReason: 'out_of_stock',
+        initialPromisedBy: t,
+        deliveredAt: null,
+      },
+      {
+        id: 'c',
+        status: 'delivered',
+        priority: 'standard',
+        failureReason: null,
+        initialPromisedBy: t,
+        deliveredAt: t,
+      },
+    ];
+    const events = [
+      { orderId: 'a', status: 'backordered', recordedAt: t },
+      { orderId: 'b', status: 'backordered', recordedAt: t },
+    ];
+    const parcels = [
+      { orderId: 'a', attempt: 1, warehouseId: 'w1' },
+      { orderId: 'a', attempt: 1, warehouseId: 'w2' },
+      // Two attempts, one warehouse each: not a split.
+      { orderId: 'c', attempt: 1, warehouseId: 'w1' },
+      { orderId: 'c', attempt: 2, warehouseId: 'w2' },
+    ];
+    expect(supplyReport(orders, events, parcels)).toEqual({
+      split: 1,
+      backordered: 2,
+      backorderedDelivered: 1,
+    });
+  });
+
+  it('prints each scorecard figure against its target, met or missed', () => {
+    const text = formatScorecard({
+      window: '1h',
+      onTimeRate: 0.96,
+      errorRate: 0.02,
+      satisfaction: null,
+      processingTimeMs: { p50: 1200, p95: 4000 },
+      ordersPerMinute: 12.5,
+      targets: { onTimeRate: 0.95, errorRate: 0.01, satisfaction: 0.9 },
+      breakdown: { priority: { essential: { orders: 3, onTimeRate: 1, errorRate: 0 } } },
+    });
+    expect(text).toMatch(/on-time rate\s+96\.0%\s+target ≥\s+95\.0%\s+met/);
+    expect(text).toMatch(/error rate\s+2\.0%\s+target <\s+1\.0%\s+MISSED/);
+    expect(text).toMatch(/satisfaction\s+n\/a/);
+    expect(text).toContain('essential            3 orders');
+  });
+
+  it('simulated customers are mostly pleased by a punctual order and mostly not by a late one', () => {
+    const random = seededRandom(1);
+    const share = (onTime: boolean) =>
+      Array.from({ length: 2000 }, () => feedbackScore(random, onTime)).filter((s) => s >= 4).length / 2000;
+    expect(share(true)).toBeGreaterThan(0.9);
+    expect(share(false)).toBeLessThan(0.2);
+  });
+
   it('generates the same surge for the same seed, within the contract limits', () => {
     const a = surgeOrders(50, ['X', 'Y'], ['r1', 'r2']);
     expect(surgeOrders(50, ['X', 'Y'], ['r1', 'r2'])).toEqual(a);
@@ -93,6 +170,8 @@ describe('npm run demo', () => {
         DEMO_ORDERS: '40',
         DEMO_OUTAGE_MS: '4000',
         DEMO_LOCKDOWN_MS: '2000',
+        DEMO_RESTOCK_MS: '2000',
+        DEMO_SUPPLIER_HALT_MS: '3000',
         DEMO_EXIT: '1',
         PORT: String(port),
         QUEUE_PREFIX: uniquePrefix(),
@@ -113,5 +192,14 @@ describe('npm run demo', () => {
     expect(Number(/orders held by a lockdown\s+(\d+)/.exec(output)?.[1])).toBeGreaterThan(0);
     expect(output).toMatch(/booked after failover\s+\d+/);
     expect(output).toMatch(/dead letters\s+\d+ \(re-driven \d+\)/);
+    // The supply story: the group buy shipped split; backorders and alerts are reported.
+    expect(Number(/split orders\s+(\d+)/.exec(output)?.[1]), output).toBeGreaterThanOrEqual(1);
+    expect(output).toMatch(/backordered\s+\d+ \(delivered after the restock \d+\)/);
+    expect(output).toMatch(/stock alerts raised\s+\d+/);
+    // It ends with the engine's own scorecard against the targets.
+    expect(output).toMatch(/scorecard \(GET \/v1\/admin\/kpis\?window=1h/);
+    expect(output).toMatch(/on-time rate\s+\d+\.\d%\s+target ≥\s+95\.0%\s+(met|MISSED)/);
+    expect(output).toMatch(/error rate\s+\d+\.\d%\s+target <\s+1\.0%\s+(met|MISSED)/);
+    expect(output).toMatch(/satisfaction\s+\d+\.\d%\s+target ≥\s+90\.0%\s+(met|MISSED)/);
   }, 120_000);
 });
