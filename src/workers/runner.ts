@@ -1,5 +1,6 @@
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Context } from '../context.js';
+import type { Channel } from '../domain/notify.js';
 import type { Metrics } from '../metrics.js';
 import { NOTIFICATION_CHANNELS, notificationQueueName, type QueueName } from '../queues/topology.js';
 import { allocate } from '../steps/allocate.js';
@@ -54,9 +55,14 @@ const PROCESSORS: Record<QueueName, Processor> = {
   },
 };
 
-/** A channel's rate limit (messages per second across every replica) as BullMQ's limiter; 0: none. */
-function channelLimiter(perSecond: number): Limiter | undefined {
-  return perSecond > 0 ? { max: perSecond, duration: 1000 } : undefined;
+/**
+ * A channel's rate limit (messages per second across every replica) as BullMQ's limiter; 0: none.
+ * It is the provider's limit: a channel with no provider configured (messages only recorded) has none.
+ */
+function channelLimiter(ctx: Context, channel: Channel): Limiter | undefined {
+  const provided = channel === 'sms' ? ctx.config.sms.url : channel === 'email' ? ctx.config.smtp.url : true;
+  const perSecond = ctx.config.notificationRates[channel];
+  return provided && perSecond > 0 ? { max: perSecond, duration: 1000 } : undefined;
 }
 
 export interface WorkerPool {
@@ -123,7 +129,7 @@ export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Me
             name,
             PROCESSORS.notification,
             metrics,
-            channelLimiter(ctx.config.notificationRates[channel]),
+            channelLimiter(ctx, channel),
           ),
         )
       : [makeWorker(ctx, name, name, PROCESSORS[name], metrics)],
