@@ -9,9 +9,11 @@ import {
   regionDistances,
   type AllocationSettings,
   type AllocationStrategy,
+  type OrderLine,
 } from '../domain/allocation/strategy.js';
 import { promiseAt, transitHoursFor } from '../domain/promise.js';
 import type { Config } from '../config.js';
+import type { Priority } from '../domain/priority.js';
 import { enqueueAfterCommit } from '../queues/enqueue.js';
 import type { OrderJob } from '../queues/topology.js';
 import { afterMove } from './after-move.js';
@@ -166,6 +168,32 @@ async function allocateOnce(ctx: Context, job: OrderJob): Promise<AllocationOutc
   if (!failed) return 'skipped';
   await afterMove(ctx, failed);
   return 'out_of_stock';
+}
+
+/**
+ * The restock ETA an order placed now would wait for — null when stock on hand can fill it, or
+ * nothing inbound can — so intake promises what the engine can keep (contract: `promisedBy`).
+ * One cheap read of unreceived restocks when there are none, the whole plan only when there are.
+ */
+export async function restockEtaFor(
+  ctx: Context,
+  order: { id: string; priority: Priority; createdAt: Date; region: string },
+  items: OrderLine[],
+): Promise<Date | null> {
+  const lines = mergeLines(items);
+  const skus = lines.map((l) => l.sku);
+  const inbound = await inboundStock(ctx.db, skus);
+  if (inbound.length === 0) return null;
+  const [stock, claimed] = await Promise.all([
+    availableStock(ctx.db, skus),
+    backorderedDemand(ctx.db, order, skus),
+  ]);
+  const { strategy, settings } = allocationOf(ctx.config);
+  const plan = strategy.plan(
+    { lines, stock, region: order.region, inbound, claimed, now: order.createdAt },
+    settings,
+  );
+  return plan.kind === 'backorder' ? plan.eta : null;
 }
 
 async function enqueueDispatch(ctx: Context, order: LoadedOrder) {

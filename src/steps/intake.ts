@@ -10,6 +10,7 @@ import { requestHash } from '../domain/canonical.js';
 import { CUSTOMER_CHANNELS } from '../domain/notify.js';
 import type { Priority } from '../domain/priority.js';
 import { promiseAt, transitHoursFor } from '../domain/promise.js';
+import { restockEtaFor } from './allocate.js';
 import { AppError } from '../errors.js';
 import { enqueueAfterCommit, enqueueNotifications } from '../queues/enqueue.js';
 
@@ -70,20 +71,24 @@ export async function intake(
 
   const region = body.shippingAddress.region;
   const now = new Date(); // set here, not by the database, so cursors keep millisecond precision
+  const id = randomUUID();
+  const priority = body.priority ?? 'standard';
+  // An order only a restock can fill is promised from that restock's ETA, not from now.
+  const restockEta = await restockEtaFor(ctx, { id, priority, createdAt: now, region }, body.items);
   const promisedBy = promiseAt(
-    now,
+    restockEta && restockEta > now ? restockEta : now,
     transitHoursFor(await allCarriers(ctx.db), region, ctx.config.defaultTransitHours),
   );
   const created = await insertOrder(
     ctx.db,
     {
-      id: randomUUID(),
+      id,
       shopId: shop.id,
       idempotencyKey,
       requestHash: hash,
       externalId: body.externalId,
       status: 'received',
-      priority: body.priority ?? 'standard',
+      priority,
       customer: body.customer,
       shippingAddress: body.shippingAddress,
       region,

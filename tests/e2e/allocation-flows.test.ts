@@ -227,6 +227,8 @@ describe('allocation across warehouses and suppliers', () => {
       shop.apiKey,
       orderBody({ shippingAddress: addressIn(region), items: [{ sku: 'HALT-SKU', quantity: 2 }] }),
     );
+    // Promised from the restock's ETA from the start: a promise the engine can keep.
+    expect(Date.parse(waiting.promisedBy)).toBe(eta.getTime() + TRANSIT_HOURS * HOUR);
     await waitForStatuses([waiting.id], (s) => s === 'backordered', 'the order to be backordered');
     const backordered = await getOrder(server.app, shop.apiKey, waiting.id);
     expect(Date.parse(backordered.promisedBy)).toBe(eta.getTime() + TRANSIT_HOURS * HOUR);
@@ -271,6 +273,7 @@ describe('allocation across warehouses and suppliers', () => {
         shop.apiKey,
         orderBody({ priority, shippingAddress: addressIn(region), items: [{ sku: 'BO-SKU', quantity: 1 }] }),
       );
+      expect(Date.parse(placed.promisedBy)).toBe(eta.getTime() + TRANSIT_HOURS * HOUR);
       return placed.id as string;
     };
     const standard1 = await place('standard');
