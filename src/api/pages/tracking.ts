@@ -52,6 +52,7 @@ const WORDS = {
     estimate: 'Carrier estimate',
     noParcels: 'No parcel has been handed to a carrier yet.',
     none: '—',
+    colon: ': ',
     notFoundTitle: 'Order not found',
     notFound: 'This tracking link does not name an order. Please check the link in your message.',
   },
@@ -69,6 +70,7 @@ const WORDS = {
     estimate: '承运商预计送达',
     noParcels: '包裹尚未交付承运商。',
     none: '—',
+    colon: '：',
     notFoundTitle: '未找到订单',
     notFound: '此跟踪链接未对应任何订单，请核对消息中的链接。',
   },
@@ -103,9 +105,9 @@ export function trackingPage(view: TrackingView, locale: Locale): string {
   const w = WORDS[locale];
   const body = [
     `<h1>${e(w.title)}</h1>`,
-    `<p>${e(w.status)}: <span class="status">${e(statusLabel(locale, view.status))}</span></p>`,
-    `<p>${e(CLOSED.has(view.status) ? w.promised : w.promisedBy)}: ${time(view.promisedBy)}</p>`,
-    ...(view.deliveredAt ? [`<p>${e(w.deliveredAt)}: ${time(view.deliveredAt)}</p>`] : []),
+    `<p>${e(w.status)}${w.colon}<span class="status">${e(statusLabel(locale, view.status))}</span></p>`,
+    `<p>${e(CLOSED.has(view.status) ? w.promised : w.promisedBy)}${w.colon}${time(view.promisedBy)}</p>`,
+    ...(view.deliveredAt ? [`<p>${e(w.deliveredAt)}${w.colon}${time(view.deliveredAt)}</p>`] : []),
     `<h2>${e(w.timeline)}</h2>`,
     '<ol class="timeline">',
     ...view.events.map((ev) => `<li>${time(ev.at)} ${e(statusLabel(locale, ev.status))}</li>`),
