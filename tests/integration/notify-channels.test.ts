@@ -288,3 +288,65 @@ describe('customer messages on their channels', () => {
     }
   });
 });
+
+describe('a channel rate limit', () => {
+  let db: TestDatabase;
+  let server: TestServer;
+  let sms: Awaited<ReturnType<typeof startSmsProvider>>;
+  let smtp: Awaited<ReturnType<typeof startSmtpSink>>;
+
+  beforeAll(async () => {
+    db = await testDatabase();
+    sms = await startSmsProvider();
+    smtp = await startSmtpSink();
+    server = await startTestServer(db.database, {
+      env: {
+        SMS_PROVIDER_URL: sms.url,
+        SMTP_URL: smtp.url,
+        SMS_RATE_PER_SECOND: '2',
+        EMAIL_RATE_PER_SECOND: '1000',
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await sms?.close();
+    await smtp?.close();
+    await db?.drop();
+  });
+
+  it('holds SMS to SMS_RATE_PER_SECOND while email goes at its own pace', async () => {
+    const shop = await seedShopWithStock(server.app, {
+      shop: { rateLimitPerMinute: 100_000 },
+      warehouseId: 'wh-rate',
+      stock: { 'MASK-N95': 100 },
+    });
+    // No carrier: each order is received, allocated, then fails — three messages per channel.
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const placed = await placeOrder(
+        server.app,
+        shop.apiKey,
+        orderBody({
+          customer: { name: 'Li Wei', phone: PHONE_OK, email: EMAIL_OK },
+          notify: { channels: ['sms', 'email'] },
+        }),
+      );
+      ids.push(placed.id);
+    }
+    await waitFor(async () => smtp.accepted.length >= 6, 'six emails');
+    const emailsDoneAt = Date.now();
+    await waitFor(async () => sms.accepted().length >= 6, 'six SMS', 30_000);
+    // BullMQ's limiter counts jobs as they start, in fixed windows of a second: of six jobs at
+    // two a window, the last starts two windows after the first.
+    const jobs = await server.ctx.queues.notification.sms.getJobs(['completed']);
+    const started = jobs.map((job) => job.processedOn ?? 0).sort((a, b) => a - b);
+    expect(started.length).toBeGreaterThanOrEqual(6);
+    expect(started[5] - started[0]).toBeGreaterThanOrEqual(1950);
+    // At the provider (a send takes a varying moment after its start): never more than two windows' worth in a second.
+    const times = sms.accepted().map((c) => c.at);
+    for (const t of times) expect(times.filter((u) => u >= t && u < t + 1000).length).toBeLessThanOrEqual(4);
+    expect(emailsDoneAt).toBeLessThan(Math.max(...times));
+  });
+});
