@@ -1,6 +1,7 @@
 import type { Worker } from 'bullmq';
 import type { Context } from '../context.js';
 import { allCarriers } from '../db/carriers.js';
+import { carriersChannel } from '../queues/carrier-changes.js';
 import { CARRIER_RATE_WINDOW_MS, carrierQueueName } from '../queues/topology.js';
 
 export interface Limiter {
@@ -10,9 +11,9 @@ export interface Limiter {
 
 /**
  * One Worker per carrier queue, carrying the carrier's `rateLimitPerSecond` as BullMQ's limiter
- * (kept in Redis, so the cap holds across every replica). The carriers table is read every
- * `refreshMs`: a new carrier gets its worker, and a limit changed by PATCH takes effect by
- * replacing the worker, without a restart.
+ * (kept in Redis, so the cap holds across every replica). The carriers table is read when a
+ * change is announced on Redis and every `refreshMs` anyway: a new carrier gets its worker, and a
+ * limit changed by PATCH takes effect by replacing the worker, without a restart.
  */
 export function startCarrierWorkers(
   ctx: Context,
@@ -23,7 +24,7 @@ export function startCarrierWorkers(
   const retiring = new Set<Promise<void>>();
   let stopped = false;
 
-  const refresh = async () => {
+  const readCarriers = async () => {
     const carriers = await allCarriers(ctx.db);
     for (const carrier of carriers) {
       if (stopped) return;
@@ -41,6 +42,36 @@ export function startCarrierWorkers(
       running.set(carrier.id, { worker: makeWorker(carrierQueueName(carrier.id), limiter), limit });
     }
   };
+
+  // One read at a time; a change announced during a read gets one more read after it.
+  let reading: Promise<void> | null = null;
+  let again = false;
+  const refresh = (): Promise<void> => {
+    if (reading) {
+      again = true;
+      return reading;
+    }
+    reading = (async () => {
+      try {
+        do {
+          again = false;
+          await readCarriers();
+        } while (again && !stopped);
+      } finally {
+        reading = null;
+      }
+    })();
+    return reading;
+  };
+  const subscriber = ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+  subscriber.on('error', () => undefined); // reconnects by itself; the periodic read covers the gap
+  subscriber.on('message', () => {
+    if (!stopped)
+      refresh().catch((error) =>
+        ctx.log.warn({ err: error }, 'carrier workers: could not read carriers; will retry'),
+      );
+  });
+  void subscriber.subscribe(carriersChannel(ctx.config.queuePrefix)).catch(() => undefined);
 
   let timer: NodeJS.Timeout | undefined;
   const schedule = () => {
@@ -63,7 +94,9 @@ export function startCarrierWorkers(
     async close() {
       stopped = true;
       clearTimeout(timer);
+      subscriber.disconnect();
       await ready;
+      await reading;
       const force = ctx.redis.status !== 'ready';
       await Promise.all([...running.values()].map(({ worker }) => worker.close(force)));
       await Promise.all([...retiring]);

@@ -35,7 +35,7 @@ import {
   type TestDatabase,
   type TestServer,
 } from '../helpers/harness.js';
-import { carrierAttempts, orders } from '../../src/db/schema.js';
+import { carrierAttempts, carriers, orders } from '../../src/db/schema.js';
 import { asc, inArray } from 'drizzle-orm';
 
 /** The carrier timeout of the server under test: a call with no answer by then is a timeout. */
@@ -94,7 +94,9 @@ async function settle(h: Harness, ids: string[], timeoutMs: number): Promise<Map
       .from(orders)
       .where(inArray(orders.id, ids));
     const states = rows.map((r) => `${r.id.slice(0, 8)} ${r.status}`).join(', ');
-    throw new Error(`${(error as Error).message}\norders: ${states}\nattempts:\n${await attemptLog(h, ids)}`);
+    throw new Error(
+      `${(error as Error).message}\norders: ${states}\nattempts:\n${await attemptLog(h, ids)}\njobs:\n${await jobLog(h, ids)}`,
+    );
   }
 }
 
@@ -127,6 +129,33 @@ async function attemptLog(h: Harness, ids: string[]): Promise<string> {
         `${(r.detail ?? '').slice(0, 60)}${r.cancelledAt ? ` cancelled ${r.cancelledAt.toISOString()}` : ''}`,
     )
     .join('\n');
+}
+
+/** The orders' jobs in the dispatch queue and every carrier's booking queue, with their state. */
+async function jobLog(h: Harness, ids: string[]): Promise<string> {
+  const queues = [
+    h.server.ctx.queues.byName.dispatch,
+    ...(await h.db.database.db.select({ id: carriers.id }).from(carriers)).map((c) =>
+      h.server.ctx.queues.carrierQueue(c.id),
+    ),
+  ];
+  const lines: string[] = [];
+  for (const queue of queues) {
+    for (const job of await queue.getJobs([
+      'active',
+      'waiting',
+      'prioritized',
+      'delayed',
+      'completed',
+      'failed',
+    ])) {
+      if (!job || !ids.includes(job.data.orderId)) continue;
+      lines.push(
+        `${queue.name} ${job.id} ${await job.getState()} returned=${JSON.stringify(job.returnvalue)}`,
+      );
+    }
+  }
+  return lines.join('\n');
 }
 
 type Order = {

@@ -8,6 +8,7 @@ import {
   type CarrierRow,
 } from '../../../db/carriers.js';
 import { AppError, notFound } from '../../../errors.js';
+import { announceCarrierChange } from '../../../queues/carrier-changes.js';
 import { BreakerStateUnavailable, type BreakerView } from '../../../integrations/carriers/breaker-store.js';
 import { decodeCursor, page } from '../../pagination.js';
 import { ADMIN_ERRORS, BODY_ERRORS, CarrierList, CarrierView, problems } from '../../responses.js';
@@ -81,6 +82,7 @@ export const carrierRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async 
         transitHours: b.transitHours ?? null,
       });
       if (!row) throw new AppError(409, 'already_exists', `Carrier ${b.id} already exists.`);
+      await announceCarrierChange(ctx, row.id);
       return reply.code(201).send((await withRates(ctx, [row]))(row));
     },
   );
@@ -101,6 +103,7 @@ export const carrierRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async 
       if (patch.baseUrl) patch.baseUrl = patch.baseUrl.replace(/\/$/, '');
       const row = await patchCarrier(ctx.db, request.params.id, patch);
       if (!row) throw notFound('carrier');
+      await announceCarrierChange(ctx, row.id);
       return (await withRates(ctx, [row]))(row);
     },
   );
