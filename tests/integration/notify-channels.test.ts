@@ -40,6 +40,8 @@ const EMAIL_OK = 'ok.customer@example.com';
 /** Each message is refused 421, then 451, then accepted. */
 const EMAIL_FLAKY = 'flaky.customer@example.com';
 const EMAIL_503_ORDER = 'steady.customer@example.com';
+/** Refused 550 for ever: given up at once. */
+const EMAIL_REFUSED = 'refused.customer@example.com';
 
 describe('customer messages on their channels', () => {
   let db: TestDatabase;
@@ -67,6 +69,7 @@ describe('customer messages on their channels', () => {
       return { status: 200 };
     });
     smtp = await startSmtpSink((mail: ReceivedMail) => {
+      if (mail.to.includes(EMAIL_REFUSED)) return 550;
       if (!mail.to.includes(EMAIL_FLAKY)) return undefined;
       const reference = mail.headers.get('x-surgeline-reference') ?? '';
       const refused = smtpRefusals.get(reference) ?? 0;
@@ -256,6 +259,20 @@ describe('customer messages on their channels', () => {
     await waitFor(async () => (await rowOf(orderId, 'received', 'email')).state === 'sent', 'row sent');
   });
 
+  it('gives up an email the SMTP server refuses (550) at once and logs it without the address', async () => {
+    const orderId = await order({ email: EMAIL_REFUSED }, ['email']);
+    await waitFor(
+      async () => (await rowOf(orderId, 'received', 'email'))?.state === 'failed',
+      'the row given up',
+    );
+    const reference = `${orderId}:received`;
+    expect(smtp.attempts.filter((m) => m.headers.get('x-surgeline-reference') === reference)).toHaveLength(1);
+    const logged = lines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((entry) => entry.orderId === orderId && entry.channel === 'email' && entry.status === 'received');
+    expect(logged).toMatchObject({ smtpCode: 550, level: 50 });
+  });
+
   it('an SMS provider answering 503 for ever does not hold up email or the webhook', async () => {
     const started = Date.now();
     const orderId = await order({ phone: PHONE_503, email: EMAIL_503_ORDER });
@@ -282,6 +299,7 @@ describe('customer messages on their channels', () => {
       EMAIL_OK,
       EMAIL_FLAKY,
       EMAIL_503_ORDER,
+      EMAIL_REFUSED,
       'Li Wei',
     ]) {
       expect(lines.filter((line) => line.includes(secret))).toEqual([]);
