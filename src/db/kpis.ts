@@ -41,33 +41,11 @@ const counts = sql.raw(`
   count(*) FILTER (WHERE c.score >= 4)::int AS satisfied`);
 
 /**
- * The counts of the orders closed in (from, to], in one statement. The closed orders are found
- * through order_events_closed_idx (schema.ts): closing events — delivered or failed — recorded in
- * the window, a range scan whose predicate is repeated here literally so the planner can use the
- * partial index; then only those whose event is of the order's current attempt and whose current
- * status is that one, so a retried order counts once, by how it last closed (its earlier failure
- * is another attempt's) and a retry in progress not at all. The set is computed once (MATERIALIZED)
- * and every slice is grouped from it; a slice joins parcels (and reservations) by order id through
- * their indexes. An order with parcels at two carriers (or warehouses) counts in each of them.
+ * The orders closed in (from, to] with what the figures need: each once, by the closing event of its
+ * current attempt (see windowCounts). Exported for the benchmark's EXPLAIN.
  */
-export async function windowCounts(
-  db: Db,
-  window: { from: Date; to: Date },
-  opts: { breakdown?: boolean } = {},
-): Promise<WindowCounts> {
-  const breakdown = opts.breakdown ?? true;
-  const from = window.from.toISOString();
-  const to = window.to.toISOString();
-  const slices: SQL[] = breakdown
-    ? [
-        sql`SELECT 'priority' AS slice, c.priority AS key, ${counts} FROM closed c GROUP BY c.priority`,
-        sql`SELECT 'region', c.region, ${counts} FROM closed c GROUP BY c.region`,
-        sql`SELECT 'carrier', k.key, ${counts} FROM closed c JOIN carrier_of k ON k.id = c.id GROUP BY k.key`,
-        sql`SELECT 'warehouse', k.key, ${counts} FROM closed c JOIN warehouse_of k ON k.id = c.id GROUP BY k.key`,
-      ]
-    : [];
-  const statement = sql`
-    WITH closed AS MATERIALIZED (
+export function closedOrders(window: { from: Date; to: Date }): SQL {
+  return sql`
       SELECT o.id, o.attempt, o.priority, o.region,
              o.status = 'failed' AS failed,
              o.status = 'delivered' AND o.delivered_at <= o.initial_promised_by AS on_time,
@@ -76,19 +54,31 @@ export async function windowCounts(
         JOIN orders o ON o.id = e.order_id AND o.attempt = e.attempt AND o.status = e.status
         LEFT JOIN feedback f ON f.order_id = o.id
        WHERE e.status IN ('delivered', 'failed')
-         AND e.recorded_at > ${from}::timestamptz AND e.recorded_at <= ${to}::timestamptz
-    ),
-    carrier_of AS (
-      SELECT DISTINCT c.id, s.carrier_id AS key
+         AND e.recorded_at > ${window.from.toISOString()}::timestamptz
+         AND e.recorded_at <= ${window.to.toISOString()}::timestamptz`;
+}
+
+/** windowCounts' statement (exported for the benchmark's EXPLAIN). */
+export function windowStatement(window: { from: Date; to: Date }, breakdown: boolean): SQL {
+  const from = window.from.toISOString();
+  const to = window.to.toISOString();
+  const slices: SQL[] = breakdown
+    ? [
+        sql`SELECT 'priority' AS slice, c.priority AS key, ${counts} FROM closed c GROUP BY c.priority`,
+        sql`SELECT 'region', c.region, ${counts} FROM closed c GROUP BY c.region`,
+        sql`SELECT 'carrier', k.key, ${counts} FROM closed c
+              JOIN (SELECT DISTINCT id, carrier_id AS key FROM parcels WHERE carrier_id IS NOT NULL) k ON k.id = c.id
+             GROUP BY k.key`,
+        sql`SELECT 'warehouse', k.key, ${counts} FROM closed c
+              JOIN (SELECT DISTINCT id, warehouse_id AS key FROM parcels) k ON k.id = c.id
+             GROUP BY k.key`,
+      ]
+    : [];
+  return sql`
+    WITH closed AS MATERIALIZED (${closedOrders(window)}),
+    parcels AS MATERIALIZED (
+      SELECT DISTINCT c.id, s.carrier_id, s.warehouse_id
         FROM closed c JOIN shipments s ON s.order_id = c.id AND s.attempt = c.attempt
-       WHERE s.carrier_id IS NOT NULL
-    ),
-    warehouse_of AS (
-      SELECT c.id, s.warehouse_id AS key
-        FROM closed c JOIN shipments s ON s.order_id = c.id AND s.attempt = c.attempt
-      UNION
-      SELECT c.id, a.warehouse_id
-        FROM closed c JOIN allocations a ON a.order_id = c.id AND a.attempt = c.attempt
     ),
     processing AS (
       SELECT extract(epoch FROM d.at - r.at) * 1000 AS ms
@@ -108,7 +98,27 @@ export async function windowCounts(
         NULL::float8, NULL::float8, NULL::int FROM (${s}) AS g (slice, key, closed, delivered, on_time, failed, scores, satisfied)`,
       ),
     )}`;
-  const rows = rowsOf<Row>(await db.execute(statement));
+}
+
+/**
+ * The counts of the orders closed in (from, to], in one statement. The closed orders are found
+ * through order_events_closed_idx (schema.ts): closing events — delivered or failed — recorded in
+ * the window, a range scan whose predicate is repeated here literally so the planner can use the
+ * partial index; then only those whose event is of the order's current attempt and whose current
+ * status is that one, so a retried order counts once, by how it last closed (its earlier failure
+ * is another attempt's) and a retry in progress not at all. The set is computed once (MATERIALIZED)
+ * and every slice is grouped from it. Carrier and warehouse are those of the parcels of the order's
+ * current attempt, read once: an order with parcels at two carriers (or warehouses) counts in each.
+ * Reservations need no second read: allocation reserves and makes one parcel per warehouse of its
+ * plan in one transaction (steps/allocate.ts), so the parcels' warehouses are the reservations'.
+ */
+export async function windowCounts(
+  db: Db,
+  window: { from: Date; to: Date },
+  opts: { breakdown?: boolean } = {},
+): Promise<WindowCounts> {
+  const breakdown = opts.breakdown ?? true;
+  const rows = rowsOf<Row>(await db.execute(windowStatement(window, breakdown)));
   const toCounts = (r: Row): ClosedCounts => ({
     closed: Number(r.closed),
     delivered: Number(r.delivered),
