@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { QUEUE_NAMES, type QueueName } from './queues/topology.js';
 import { STRATEGIES } from './domain/allocation/index.js';
 import { regionPair } from './domain/allocation/strategy.js';
+import type { Watermarks } from './domain/shedding.js';
 
 /** Sender of customer email when SMTP_FROM is unset (contract, Configuration). */
 export const DEFAULT_SMTP_FROM = 'Surgeline <no-reply@localhost>';
@@ -50,6 +51,10 @@ export interface Config {
   };
   /** A stock row whose cover is shorter than this, with nothing inbound, raises an alert. */
   stockRiskHours: number;
+  /** Intake backlog at which each priority is shed (SHED_STANDARD_AT / SHED_EXPRESS_AT / SHED_ALL_AT). */
+  shedAt: Watermarks;
+  /** Orders per second all shops together may post (INTAKE_MAX_PER_SECOND); undefined: no ceiling. */
+  intakeMaxPerSecond: number | undefined;
   /** Carrier circuit breakers (BREAKER_*); every process should run with the same. */
   breaker: {
     failureThreshold: number;
@@ -145,6 +150,24 @@ function strategyName(env: Env, name: string, fallback: string): string {
   return raw;
 }
 
+/** The load-shedding watermarks, each at least the one before (domain/shedding.ts). */
+function watermarks(env: Env): Watermarks {
+  const standard = int(env, 'SHED_STANDARD_AT', 20_000, 1, 100_000_000);
+  const express = int(env, 'SHED_EXPRESS_AT', Math.max(50_000, standard), 1, 100_000_000);
+  const essential = int(env, 'SHED_ALL_AT', Math.max(100_000, express), 1, 100_000_000);
+  if (express < standard) {
+    throw new ConfigError(
+      `SHED_EXPRESS_AT must be at least SHED_STANDARD_AT (${standard}), got "${env.SHED_EXPRESS_AT}"`,
+    );
+  }
+  if (essential < express) {
+    throw new ConfigError(
+      `SHED_ALL_AT must be at least SHED_EXPRESS_AT (${express}), got "${env.SHED_ALL_AT}"`,
+    );
+  }
+  return { standard, express, essential };
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function loadConfig(env: Env = process.env): Config {
@@ -215,6 +238,8 @@ export function loadConfig(env: Env = process.env): Config {
       regionDistances: distances(env, 'REGION_DISTANCES'),
     },
     stockRiskHours: int(env, 'STOCK_RISK_HOURS', 72, 1, 24 * 365),
+    shedAt: watermarks(env),
+    intakeMaxPerSecond: int(env, 'INTAKE_MAX_PER_SECOND', 0, 0, 1_000_000) || undefined,
     breaker: {
       failureThreshold: int(env, 'BREAKER_FAILURE_THRESHOLD', 5, 1, 10_000),
       failureRate: int(env, 'BREAKER_FAILURE_RATE_PERCENT', 50, 1, 100) / 100,

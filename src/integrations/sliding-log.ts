@@ -4,7 +4,8 @@ import type { Redis } from 'ioredis';
  * Sliding log in a Redis sorted set: a call is accepted only while fewer than `max` were
  * accepted in the last `window` ms, so no span of that length ever holds more than `max` (a fixed
  * window would let twice that through across its edge). Redis's clock is used, so every process
- * agrees. Returns {count, msUntilOldestLeaves}; count is max + 1 when refused.
+ * agrees. Returns {count, msUntilOldestLeaves}; count is max + 1 when refused. ARGV[4] = '1' records
+ * the call even over `max` (it is let through, and still takes room from the calls after it).
  */
 export const SLIDING_LOG = `
 local key = KEYS[1]
@@ -14,7 +15,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local count = redis.call('ZCARD', key)
-local accepted = count < max
+local accepted = count < max or ARGV[4] == '1'
 if accepted then
   redis.call('ZADD', key, now, now .. ':' .. ARGV[3])
   redis.call('PEXPIRE', key, window)
@@ -28,13 +29,28 @@ return {max + 1, reset}
 `;
 
 type WithSlidingLog = Redis & {
-  surgelineSlidingLog(key: string, window: number, max: number, nonce: string): Promise<[number, number]>;
+  surgelineSlidingLog(
+    key: string,
+    window: number,
+    max: number,
+    nonce: string,
+    always?: string,
+  ): Promise<[number, number]>;
 };
 
 let nonce = 0;
 
-/** Takes one slot of `key`'s log: 0 when accepted, else the ms until one frees. */
-export async function takeSlot(redis: Redis, key: string, windowMs: number, max: number): Promise<number> {
+/**
+ * Takes one slot of `key`'s log: 0 when accepted, else the ms until one frees. `always`: the
+ * call is recorded (and answered 0) even when the log is full — let through, but still counted.
+ */
+export async function takeSlot(
+  redis: Redis,
+  key: string,
+  windowMs: number,
+  max: number,
+  always = false,
+): Promise<number> {
   const client = redis as WithSlidingLog;
   if (!client.surgelineSlidingLog)
     client.defineCommand('surgelineSlidingLog', { numberOfKeys: 1, lua: SLIDING_LOG });
@@ -43,6 +59,7 @@ export async function takeSlot(redis: Redis, key: string, windowMs: number, max:
     windowMs,
     max,
     `${process.pid}:${nonce++}:${Math.random()}`,
+    always ? '1' : '0',
   );
-  return Number(count) <= max ? 0 : Math.max(1, Number(reset));
+  return always || Number(count) <= max ? 0 : Math.max(1, Number(reset));
 }
