@@ -64,12 +64,12 @@ export async function scorecardOf(
   return scorecard({ window, ...counts, queueDepths: depths });
 }
 
-/** The three rates alone (the gauges): no breakdown, no queues. */
+/** The three rates alone (the gauges): no breakdown, percentiles, intake count or queues. */
 export async function scorecardRates(
   ctx: Pick<Context, 'db'>,
   window: KpiWindow,
   now = new Date(),
 ): Promise<Rates> {
-  const counts = await windowCounts(ctx.db, windowBounds(window, now), { breakdown: false });
+  const counts = await windowCounts(ctx.db, windowBounds(window, now), { ratesOnly: true });
   return rates(counts.total);
 }
