@@ -76,6 +76,12 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'conf
     labelNames: ['status'],
     registers: [registry],
   });
+  const ordersShed = new Counter({
+    name: 'surgeline_orders_shed_total',
+    help: 'Orders refused 503 overloaded by load shedding (SHED_*_AT), per priority',
+    labelNames: ['priority'],
+    registers: [registry],
+  });
   new Gauge({
     name: 'surgeline_shipments_overdue',
     help: 'Parcels not yet delivered whose expected carrier event is past due (plus OVERDUE_GRACE_HOURS)',
@@ -157,7 +163,7 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'conf
     'Feedback scores ≥ 4 ÷ all scores, orders closed in the last 24 h',
     'satisfaction',
   );
-  return { registry, httpRequests, httpDuration, jobDuration, ordersTotal };
+  return { registry, httpRequests, httpDuration, jobDuration, ordersTotal, ordersShed };
 }
 
 const KPI_CACHE_MS = 10_000;

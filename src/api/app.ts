@@ -13,6 +13,7 @@ import { allCarriers } from '../db/carriers.js';
 import { registerBoard } from './plugins/board.js';
 import { registerDocs } from './plugins/docs.js';
 import { clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './plugins/errors.js';
+import { registerLoadShedding } from './plugins/load-shedding.js';
 import { registerShopRateLimit } from './plugins/rate-limit.js';
 import { compileTextual, createValidatorCompiler, type StrictValidator } from './plugins/validation.js';
 import { adminRoutes } from './routes/admin/index.js';
@@ -127,6 +128,7 @@ export async function buildApp({ ctx, metrics, surface = 'full' }: AppOptions): 
     shopScope.addHook('onRoute', withSecurity('shopKey'));
     shopScope.addHook('onRequest', shopAuthenticator(ctx.db));
     await registerShopRateLimit(shopScope, ctx.redis, ctx.config.queuePrefix);
+    registerLoadShedding(shopScope, ctx, (priority) => metrics.ordersShed.inc({ priority }));
     await shopScope.register(orderRoutes, { ctx });
   });
   await app.register(async (adminScope) => {

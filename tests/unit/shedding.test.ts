@@ -125,7 +125,9 @@ describe('intake gate', () => {
         return 0;
       },
       takeCeilingSlot: async () => 0,
-      log: { warn: (_obj: unknown, message: string) => warnings.push(message) } as GateOptions['log'],
+      log: {
+        warn: (_obj: unknown, message: string) => warnings.push(message),
+      } as unknown as GateOptions['log'],
       onShed: (p) => shed.push(p),
       now: () => clock.t,
       ...overrides,

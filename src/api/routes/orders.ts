@@ -114,6 +114,9 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (a
       },
     },
     async (request, reply) => {
+      // Shed (503) or over the intake ceiling (429): refused before the key or the order is written.
+      const refused = await app.intakeGate.admit((request.body as NewOrder).priority ?? 'standard');
+      if (refused) throw refused;
       const result = await intake(
         ctx,
         shopOf(request),
@@ -156,6 +159,11 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (a
         }
         const { idempotencyKey, ...order } = entry as unknown as NewOrder & { idempotencyKey: string };
         try {
+          const refused = await app.intakeGate.admit(order.priority ?? 'standard');
+          if (refused) {
+            results.push({ status: refused.status, error: problemOf(refused) });
+            continue;
+          }
           const result = await intake(ctx, shop, idempotencyKey, order, deadline);
           results.push({ status: result.created ? 202 : 200, id: result.order.id });
         } catch (error) {
