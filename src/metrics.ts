@@ -5,6 +5,7 @@ import { countOverdue } from './db/shipments.js';
 import { alertsBySku } from './db/stock-alerts.js';
 import { QUEUE_NAMES } from './queues/topology.js';
 import type { Rates } from './domain/kpis.js';
+import { forecastOf } from './steps/forecast.js';
 import { scorecardRates } from './steps/scorecard.js';
 
 const JOB_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed'] as const;
@@ -92,6 +93,39 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'conf
       } catch (error) {
         this.reset();
         ctx.log.warn({ err: error }, 'overdue gauge: database unavailable');
+      }
+    },
+  });
+  // The forecast (GET /v1/admin/forecast, 60-minute horizon) for an autoscaler, read at scrape and
+  // computed at most every 30 s (one intake read, one Redis sample per queue) for both gauges; the
+  // database away: both gauges are left empty rather than failing the scrape.
+  const forecastNow = cached(30_000, () => forecastOf(ctx));
+  new Gauge({
+    name: 'surgeline_forecast_orders_per_minute',
+    help: 'Orders expected in the next minute (the first point of GET /v1/admin/forecast)',
+    registers: [registry],
+    async collect() {
+      this.reset();
+      try {
+        const { points } = await forecastNow();
+        if (points.length > 0) this.set(points[0].expected);
+      } catch (error) {
+        ctx.log.warn({ err: error }, 'forecast gauges: database unavailable');
+      }
+    },
+  });
+  new Gauge({
+    name: 'surgeline_recommended_replicas',
+    help: 'Worker replicas each queue needs for the peak of the next 60 minutes forecast, with headroom',
+    labelNames: ['queue'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      try {
+        const { recommendedReplicas } = await forecastNow();
+        for (const [queue, n] of Object.entries(recommendedReplicas)) this.set({ queue }, n);
+      } catch {
+        // Logged once by the gauge above.
       }
     },
   });
