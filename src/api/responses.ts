@@ -427,3 +427,34 @@ export const Scorecard = Type.Object(
   },
   { ...closed, description: 'The scorecard over the orders closed (delivered or failed) in the window' },
 );
+
+// The forecast (operators)
+
+export const ForecastPoint = Type.Object(
+  {
+    at: Time('start of the minute forecast'),
+    expected: Type.Number({ minimum: 0, description: 'orders expected in that minute' }),
+    low: Type.Number({ minimum: 0, description: 'lower end of the 95 % band (never below 0)' }),
+    high: Type.Number({ minimum: 0, description: 'upper end of the 95 % band' }),
+  },
+  closed,
+);
+
+export const Forecast = Type.Object(
+  {
+    generatedAt: Time(),
+    horizonMinutes: Type.Integer(),
+    points: Type.Array(ForecastPoint, {
+      description:
+        'from the minute after the current one to horizonMinutes ahead: every minute up to a 180-minute horizon, every 5 minutes beyond',
+    }),
+    recommendedReplicas: Type.Record(Type.String(), Type.Integer({ minimum: 1 }), {
+      description:
+        'worker replicas per queue (the names of WORKER_QUEUES) that keep up with the peak of the forecast, with headroom',
+    }),
+  },
+  {
+    ...closed,
+    description: 'Orders per minute expected from the recent intake, and the replicas to serve them',
+  },
+);

@@ -1,4 +1,5 @@
 import { Type, type Static, type TObject } from '@sinclair/typebox';
+import { DEFAULT_HORIZON_MINUTES, MAX_HORIZON_MINUTES, MIN_HORIZON_MINUTES } from '../domain/forecast.js';
 import { DEFAULT_KPI_WINDOW, KPI_WINDOWS } from '../domain/kpis.js';
 import { PRIORITIES } from '../domain/priority.js';
 import { ORDER_STATUSES, type FailureReason } from '../domain/status.js';
@@ -295,6 +296,21 @@ export const KpisQuery = withDefaults(
       window: StringEnum(KPI_WINDOWS, {
         default: DEFAULT_KPI_WINDOW,
         description: 'orders closed in the last hour, 24 hours or 7 days',
+      }),
+    },
+    closed,
+  ),
+);
+
+// The forecast (operators)
+export const ForecastQuery = withDefaults(
+  Type.Object(
+    {
+      horizonMinutes: Type.Integer({
+        minimum: MIN_HORIZON_MINUTES,
+        maximum: MAX_HORIZON_MINUTES,
+        default: DEFAULT_HORIZON_MINUTES,
+        description: 'minutes ahead to forecast (points every minute up to 180, then every 5)',
       }),
     },
     closed,

@@ -143,6 +143,7 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
       return { kind: 'wait', delayMs: waitMs };
     }
   }
+  const calledAt = new Date();
   const outcome: BookingOutcome = await ctx.carriers.book(carrier, {
     reference: parcel.id,
     orderId: order.id,
@@ -156,7 +157,7 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
   const verdict = outcome.kind === 'booked' || outcome.kind === 'refused' ? 'success' : 'failure';
   await ctx.breakers.record(carrier.id, verdict).catch(() => undefined);
   if (outcome.kind === 'booked') {
-    const booked = await recordBooked(ctx, order, parcel, carrier, attemptId, outcome);
+    const booked = await recordBooked(ctx, order, parcel, carrier, attemptId, outcome, calledAt);
     if (!booked) return { kind: 'skipped' };
     const completed = await completeIfBooked(ctx, order);
     return completed.kind === 'routed' ? { kind: 'booked' } : completed;
@@ -240,8 +241,11 @@ async function completeIfBooked(ctx: Context, order: LoadedOrder): Promise<Dispa
   const live = parcels.filter((p) => p.status !== 'cancelled' && p.status !== 'cancel_pending');
   if (live.length === 0 || live.some((p) => p.status === 'pending' || p.status === 'booking'))
     return { kind: 'routed' };
+  // Dispatched as of the call that booked the last parcel, not as of this commit: the carrier may
+  // already have reported the parcel moving (its `at` taken as sent), and the timeline is by `at`.
+  const at = new Date(Math.max(...live.map((p) => p.bookedAt?.getTime() ?? Date.now())));
   const moved = await ctx.db.transaction((tx) =>
-    transition(tx, order, { to: 'dispatched', detail: `${live.length} parcel(s) booked` }, ctx.config),
+    transition(tx, order, { to: 'dispatched', at, detail: `${live.length} parcel(s) booked` }, ctx.config),
   );
   // Null: another booking job dispatched it, or it was cancelled meanwhile (whose effects cancel the bookings).
   if (!moved) return { kind: 'skipped' };
@@ -268,10 +272,12 @@ async function recordBooked(
   carrier: CarrierRow,
   attemptId: number,
   outcome: Extract<BookingOutcome, { kind: 'booked' }>,
+  /** When the call that booked it was made: the carrier had the parcel from then on. */
+  calledAt: Date,
 ): Promise<boolean> {
   const eta = outcome.estimatedDeliveryAt ? new Date(outcome.estimatedDeliveryAt) : null;
   const estimatedDeliveryAt = eta && !Number.isNaN(eta.getTime()) ? eta : null;
-  const bookedAt = new Date();
+  const bookedAt = calledAt;
   let notices: Awaited<ReturnType<typeof writeDelayNotice>> = [];
   const booked = await bookingSucceeded(
     ctx.db,

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Context } from '../../../context.js';
 import { carrierRoutes } from './carriers.js';
 import { deadLetterRoutes } from './dead-letters.js';
+import { forecastRoutes } from './forecast.js';
 import { inventoryRoutes } from './inventory.js';
 import { kpiRoutes } from './kpis.js';
 import { regionRoutes } from './regions.js';
@@ -21,4 +22,5 @@ export async function adminRoutes(app: FastifyInstance, { ctx }: { ctx: Context 
   await app.register(deadLetterRoutes, { ctx });
   await app.register(regionRoutes, { ctx });
   await app.register(kpiRoutes, { ctx });
+  await app.register(forecastRoutes, { ctx });
 }
