@@ -3,10 +3,19 @@
  * orders a minute over the last three hours (Holt's trend: less than two days of history).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_JOB_SECONDS } from '../../src/domain/forecast.js';
+import { stageJobSeconds } from '../../src/steps/forecast.js';
 import { orders, shops } from '../../src/db/schema.js';
 import { QUEUE_NAMES } from '../../src/queues/topology.js';
-import { startTestServer, testDatabase, type TestDatabase, type TestServer } from '../helpers/harness.js';
+import {
+  startTestServer,
+  testDatabase,
+  waitFor,
+  type TestDatabase,
+  type TestServer,
+} from '../helpers/harness.js';
 import { expectProblem } from '../helpers/problem.js';
 
 const MIN = 60_000;
@@ -158,6 +167,33 @@ describe('GET /v1/admin/forecast', () => {
         .find((l) => l.startsWith(`surgeline_recommended_replicas{queue="${queue}"} `));
       expect(replicas, `replicas of ${queue} in /metrics`).toBeDefined();
       expect(Number(replicas!.split(' ')[1])).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it("a stage's job duration is measured from its completed jobs in Redis (defaults for the others)", async () => {
+    // No worker of this API-only process serves cancellation: this one does, 150 ms a job.
+    const connection = server.ctx.redis.duplicate({ maxRetriesPerRequest: null });
+    const worker = new Worker(
+      'cancellation',
+      async () => new Promise((resolve) => setTimeout(resolve, 150)),
+      {
+        connection,
+        prefix: server.config.queuePrefix,
+        concurrency: 2,
+      },
+    );
+    try {
+      const [queue] = server.ctx.queues.queuesOf('cancellation');
+      for (let i = 0; i < 4; i++) await queue.add('cancel-booking', { shipmentId: randomUUID() });
+      await waitFor(async () => (await queue.getCompletedCount()) === 4, 'four completed jobs');
+      const seconds = await stageJobSeconds(server.ctx);
+      expect(seconds.cancellation).toBeGreaterThanOrEqual(0.14);
+      expect(seconds.cancellation).toBeLessThan(2);
+      expect(seconds.allocation).toBe(DEFAULT_JOB_SECONDS.allocation);
+      expect(seconds.notification).toBe(DEFAULT_JOB_SECONDS.notification);
+    } finally {
+      await worker.close();
+      connection.disconnect();
     }
   });
 });
