@@ -105,11 +105,13 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'conf
     help: 'Orders expected in the next minute (the first point of GET /v1/admin/forecast)',
     registers: [registry],
     async collect() {
-      this.reset();
       try {
         const { points } = await forecastNow();
-        if (points.length > 0) this.set(points[0].expected);
+        this.set(points[0]?.expected ?? 0);
       } catch (error) {
+        // prom-client's reset() leaves an unlabelled gauge at 0, which would read as "no orders
+        // expected": drop the sample instead, so the scrape shows the gauge with no value.
+        (this as unknown as { hashMap: Record<string, unknown> }).hashMap = {};
         ctx.log.warn({ err: error }, 'forecast gauges: database unavailable');
       }
     },

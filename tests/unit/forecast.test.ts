@@ -179,3 +179,28 @@ describe('recommendedReplicas', () => {
     expect(jobsPerOrder(null).notification).toBe(10);
   });
 });
+
+describe('forecast gauges', () => {
+  it('the database away: the scrape answers, with both gauges empty', async () => {
+    const { createMetrics } = await import('../../src/metrics.js');
+    // Every call on the database fails, as a pool whose server is gone does.
+    const away = () => {
+      throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+    };
+    const warnings: string[] = [];
+    const ctx = {
+      queues: { connection: { status: 'reconnecting' } },
+      db: new Proxy({}, { get: () => away }),
+      log: { warn: (_: unknown, message: string) => warnings.push(message) },
+      config: { workerConcurrency: 8, overdueGraceHours: 12 },
+      breakers: { states: away },
+    } as unknown as Parameters<typeof createMetrics>[0];
+    const { registry } = createMetrics(ctx);
+    const text = await registry.metrics();
+    expect(text).toContain('# TYPE surgeline_forecast_orders_per_minute gauge');
+    expect(text).toContain('# TYPE surgeline_recommended_replicas gauge');
+    expect(text).not.toMatch(/^surgeline_forecast_orders_per_minute /m);
+    expect(text).not.toMatch(/^surgeline_recommended_replicas\{/m);
+    expect(warnings).toContain('forecast gauges: database unavailable');
+  });
+});
