@@ -54,8 +54,12 @@ export async function applyCarrierEvent(ctx: Context, carrierId: string, event: 
   if (!parcel) throw notFound('tracking number for this carrier');
   const current = await findOrder(ctx.db, parcel.orderId);
   if (!current || current.attempt !== parcel.attempt) return; // an earlier attempt's parcel
-  if (current.status === 'allocated' && parcel.status === 'booked') {
-    // The booking answer beat our own commit of `dispatched`: ask the carrier to send it again shortly.
+  // The parcel is booked but the order is not dispatched yet (our commit is on its way, or another
+  // parcel of the order still waits for a carrier): its movement is kept on the parcel, and the
+  // order catches up once dispatched (steps/dispatch.ts). Timeline-only events and returns need
+  // the order itself: the carrier is asked to send those again shortly.
+  const parcelOnly = event.status === 'in_transit' || event.status === 'delivered';
+  if (current.status === 'allocated' && parcel.status === 'booked' && !parcelOnly) {
     throw new AppError(503, 'not_ready', 'The order is still being dispatched; retry shortly.', {
       headers: { 'retry-after': '1' },
     });

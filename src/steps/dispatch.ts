@@ -1,7 +1,8 @@
 import type { Context } from '../context.js';
 import { allCarriers, successRates, type CarrierRow } from '../db/carriers.js';
 import { writeDelayNotice } from '../db/notices.js';
-import { findOrder, transition, type LoadedOrder } from '../db/orders.js';
+import type { Db } from '../db/client.js';
+import { findOrder, transition, type LoadedOrder, type Moved } from '../db/orders.js';
 import {
   abandonBooking,
   attemptsOf,
@@ -21,7 +22,7 @@ import {
   type CarrierCandidate,
 } from '../domain/carrier-choice.js';
 import { isLate } from '../domain/notify.js';
-import { expectedEventBy, mayStillLand } from '../domain/parcels.js';
+import { expectedEventBy, mayStillLand, rollUp } from '../domain/parcels.js';
 import type { FailureReason } from '../domain/status.js';
 import type { BookingOutcome } from '../integrations/carriers/types.js';
 import { takeSlot } from '../integrations/sliding-log.js';
@@ -244,13 +245,43 @@ async function completeIfBooked(ctx: Context, order: LoadedOrder): Promise<Dispa
   // Dispatched as of the call that booked the last parcel, not as of this commit: the carrier may
   // already have reported the parcel moving (its `at` taken as sent), and the timeline is by `at`.
   const at = new Date(Math.max(...live.map((p) => p.bookedAt?.getTime() ?? Date.now())));
-  const moved = await ctx.db.transaction((tx) =>
-    transition(tx, order, { to: 'dispatched', at, detail: `${live.length} parcel(s) booked` }, ctx.config),
-  );
+  const moves = await ctx.db.transaction(async (tx) => {
+    const dispatched = await transition(
+      tx,
+      order,
+      { to: 'dispatched', at, detail: `${live.length} parcel(s) booked` },
+      ctx.config,
+    );
+    if (!dispatched) return null;
+    const caughtUp = await catchUpWithParcels(tx, ctx, dispatched.order);
+    return caughtUp ? [dispatched, caughtUp] : [dispatched];
+  });
   // Null: another booking job dispatched it, or it was cancelled meanwhile (whose effects cancel the bookings).
-  if (!moved) return { kind: 'skipped' };
-  await afterMove(ctx, moved);
+  if (!moves) return { kind: 'skipped' };
+  for (const moved of moves) await afterMove(ctx, moved);
   return { kind: 'dispatched' };
+}
+
+/**
+ * A carrier may report a parcel moving, or delivered, before the order's last parcel is booked
+ * (its events are applied to the parcel meanwhile): once dispatched, the order catches up with
+ * its parcels at once, as carrier-event's roll-up would have moved it.
+ */
+async function catchUpWithParcels(tx: Db, ctx: Context, order: LoadedOrder): Promise<Moved | null> {
+  const parcels = await parcelsOf(tx, order);
+  const next = rollUp(order.status, parcels);
+  if (!next) return null;
+  if (next.status === 'delivered') {
+    return transition(
+      tx,
+      order,
+      { to: 'delivered', at: next.deliveredAt, set: { deliveredAt: next.deliveredAt } },
+      ctx.config,
+    );
+  }
+  const moving = parcels.filter((p) => p.status === 'in_transit' || p.status === 'delivered');
+  const at = new Date(Math.min(...moving.map((p) => p.lastEventAt?.getTime() ?? Date.now())));
+  return transition(tx, order, { to: 'in_transit', at }, ctx.config);
 }
 
 function callResult(outcome: BookingOutcome) {
