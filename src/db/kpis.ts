@@ -7,7 +7,7 @@ export interface WindowCounts {
   total: ClosedCounts;
   /** Per slice value; empty when only the rates were asked for (ratesOnly). */
   slices: Record<BreakdownSlice, Record<string, ClosedCounts>>;
-  /** received → dispatched (event `at`s of the current attempt) of the closed orders dispatched, ms; null with ratesOnly. */
+  /** received → dispatched (event `at`s of the closing attempt) of the closed orders dispatched, ms; null with ratesOnly. */
   processing: { p50: number | null; p95: number | null };
   /** Orders taken in at intake (created) in the window; 0 with ratesOnly. */
   received: number;
@@ -41,21 +41,68 @@ const counts = sql.raw(`
   count(*) FILTER (WHERE c.score >= 4)::int AS satisfied`);
 
 /**
- * The orders closed in (from, to] with what the figures need: each once, by the closing event of its
- * current attempt (see windowCounts). Exported for the benchmark's EXPLAIN.
+ * Writes (or replaces) the closure row (schema.ts orderClosures) of the orders matched by `which`
+ * (`o` is orders) that are closed — delivered or failed — from the closing event of their current
+ * attempt and that attempt's parcels and received/dispatched events: the same rule the scorecard
+ * counted by before these rows existed, and drizzle/0007_order_closures.sql's backfill. One
+ * INSERT … SELECT; an upsert by order id, so a retried order's new close replaces the earlier one.
+ * Carriers are those of the attempt's booked parcels, warehouses those of all its parcels (an order
+ * with parcels at two carriers counts in each). Reservations need no second read: allocation
+ * reserves and makes one parcel per warehouse of its plan in one transaction (steps/allocate.ts).
+ */
+function writeClosures(which: SQL): SQL {
+  return sql`
+    INSERT INTO order_closures (order_id, attempt, status, failure_reason, closed_at, on_time, priority,
+                                region, processing_ms, carriers, warehouses)
+    SELECT o.id, o.attempt, o.status, o.failure_reason, e.recorded_at,
+           coalesce(o.status = 'delivered' AND o.delivered_at <= o.initial_promised_by, false),
+           o.priority, o.region,
+           (SELECT (extract(epoch FROM d.at - r.at) * 1000)::float8
+              FROM order_events r
+              JOIN order_events d ON d.order_id = r.order_id AND d.attempt = r.attempt
+                                 AND d.status = 'dispatched' AND d.seq = 1
+             WHERE r.order_id = o.id AND r.attempt = o.attempt AND r.status = 'received' AND r.seq = 1),
+           ARRAY(SELECT DISTINCT s.carrier_id FROM shipments s
+                  WHERE s.order_id = o.id AND s.attempt = o.attempt AND s.carrier_id IS NOT NULL ORDER BY 1),
+           ARRAY(SELECT DISTINCT s.warehouse_id FROM shipments s
+                  WHERE s.order_id = o.id AND s.attempt = o.attempt ORDER BY 1)
+      FROM orders o
+      JOIN order_events e ON e.order_id = o.id AND e.attempt = o.attempt AND e.status = o.status
+     WHERE o.status IN ('delivered', 'failed') AND ${which}
+    ON CONFLICT (order_id) DO UPDATE SET
+      attempt = excluded.attempt, status = excluded.status, failure_reason = excluded.failure_reason,
+      closed_at = excluded.closed_at, on_time = excluded.on_time, priority = excluded.priority,
+      region = excluded.region, processing_ms = excluded.processing_ms, carriers = excluded.carriers,
+      warehouses = excluded.warehouses`;
+}
+
+/** The order's closure, written by transition() when it enters delivered or failed, after its event. */
+export async function recordClosure(tx: Db, orderId: string): Promise<void> {
+  await tx.execute(writeClosures(sql`o.id = ${orderId}`));
+}
+
+/** A retry started (startRetry()): the order is in progress again and counts nowhere until it closes. */
+export async function forgetClosure(tx: Db, orderId: string): Promise<void> {
+  await tx.execute(sql`DELETE FROM order_closures WHERE order_id = ${orderId}`);
+}
+
+/** Every closed order's closure (re)written from its events and parcels, as the migration's backfill. */
+export async function backfillClosures(db: Db): Promise<void> {
+  await db.execute(writeClosures(sql`true`));
+}
+
+/**
+ * The orders closed in (from, to] with what the figures need, from their closure rows: a range scan
+ * of order_closures_closed_idx, and the feedback by order id. Exported for the benchmark's EXPLAIN.
  */
 export function closedOrders(window: { from: Date; to: Date }): SQL {
   return sql`
-      SELECT o.id, o.attempt, o.priority, o.region,
-             o.status = 'failed' AS failed,
-             o.status = 'delivered' AND o.delivered_at <= o.initial_promised_by AS on_time,
-             f.score
-        FROM order_events e
-        JOIN orders o ON o.id = e.order_id AND o.attempt = e.attempt AND o.status = e.status
-        LEFT JOIN feedback f ON f.order_id = o.id
-       WHERE e.status IN ('delivered', 'failed')
-         AND e.recorded_at > ${window.from.toISOString()}::timestamptz
-         AND e.recorded_at <= ${window.to.toISOString()}::timestamptz`;
+      SELECT c.order_id AS id, c.priority, c.region, c.status = 'failed' AS failed, c.on_time,
+             c.processing_ms, c.carriers, c.warehouses, f.score
+        FROM order_closures c
+        LEFT JOIN feedback f ON f.order_id = c.order_id
+       WHERE c.closed_at > ${window.from.toISOString()}::timestamptz
+         AND c.closed_at <= ${window.to.toISOString()}::timestamptz`;
 }
 
 /** windowCounts' statement (exported for the benchmark's EXPLAIN). */
@@ -64,34 +111,22 @@ export function windowStatement(window: { from: Date; to: Date }, full: boolean)
   const to = window.to.toISOString();
   // The processing percentiles and the intake count, which the rates alone (the gauges) don't need.
   const figures = sql`
-           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM processing)::float8 AS p50,
-           (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) FROM processing)::float8 AS p95,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY c.processing_ms)::float8 AS p50,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY c.processing_ms)::float8 AS p95,
            (SELECT count(*) FROM orders
              WHERE created_at > ${from}::timestamptz AND created_at <= ${to}::timestamptz)::int AS received`;
   const slices: SQL[] = full
     ? [
         sql`SELECT 'priority' AS slice, c.priority AS key, ${counts} FROM closed c GROUP BY c.priority`,
         sql`SELECT 'region', c.region, ${counts} FROM closed c GROUP BY c.region`,
-        sql`SELECT 'carrier', k.key, ${counts} FROM closed c
-              JOIN (SELECT DISTINCT id, carrier_id AS key FROM parcels WHERE carrier_id IS NOT NULL) k ON k.id = c.id
+        sql`SELECT 'carrier', k.key, ${counts} FROM closed c CROSS JOIN LATERAL unnest(c.carriers) AS k (key)
              GROUP BY k.key`,
-        sql`SELECT 'warehouse', k.key, ${counts} FROM closed c
-              JOIN (SELECT DISTINCT id, warehouse_id AS key FROM parcels) k ON k.id = c.id
+        sql`SELECT 'warehouse', k.key, ${counts} FROM closed c CROSS JOIN LATERAL unnest(c.warehouses) AS k (key)
              GROUP BY k.key`,
       ]
     : [];
   return sql`
-    WITH closed AS MATERIALIZED (${closedOrders(window)}),
-    parcels AS MATERIALIZED (
-      SELECT DISTINCT c.id, s.carrier_id, s.warehouse_id
-        FROM closed c JOIN shipments s ON s.order_id = c.id AND s.attempt = c.attempt
-    ),
-    processing AS (
-      SELECT extract(epoch FROM d.at - r.at) * 1000 AS ms
-        FROM closed c
-        JOIN order_events r ON r.order_id = c.id AND r.attempt = c.attempt AND r.status = 'received' AND r.seq = 1
-        JOIN order_events d ON d.order_id = c.id AND d.attempt = c.attempt AND d.status = 'dispatched' AND d.seq = 1
-    )
+    WITH closed AS MATERIALIZED (${closedOrders(window)})
     SELECT 'all' AS slice, '' AS key, ${counts}, ${full ? figures : sql.raw('NULL::float8, NULL::float8, NULL::int')}
       FROM closed c
     ${sql.join(
@@ -103,16 +138,10 @@ export function windowStatement(window: { from: Date; to: Date }, full: boolean)
 }
 
 /**
- * The counts of the orders closed in (from, to], in one statement. The closed orders are found
- * through order_events_closed_idx (schema.ts): closing events — delivered or failed — recorded in
- * the window, a range scan whose predicate is repeated here literally so the planner can use the
- * partial index; then only those whose event is of the order's current attempt and whose current
- * status is that one, so a retried order counts once, by how it last closed (its earlier failure
- * is another attempt's) and a retry in progress not at all. The set is computed once (MATERIALIZED)
- * and every slice is grouped from it. Carrier and warehouse are those of the parcels of the order's
- * current attempt, read once: an order with parcels at two carriers (or warehouses) counts in each.
- * Reservations need no second read: allocation reserves and makes one parcel per warehouse of its
- * plan in one transaction (steps/allocate.ts), so the parcels' warehouses are the reservations'.
+ * The counts of the orders closed in (from, to], in one statement over their closure rows (one per
+ * order, by how it last closed: a retried order counts once and a retry in progress not at all),
+ * the set computed once (MATERIALIZED) and every slice grouped from it; feedback is joined at read
+ * time, as it may come after the close.
  */
 export async function windowCounts(
   db: Db,

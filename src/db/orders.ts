@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, lt, or } from 'drizzle-orm';
 import type { Db } from './client.js';
+import { forgetClosure, recordClosure } from './kpis.js';
 import { writeOutbox, type OutboxRef } from './outbox.js';
 import { feedback, orderEvents, orderItems, orders, shops } from './schema.js';
 import { markCancelPending, parcelsOf } from './shipments.js';
@@ -25,6 +26,9 @@ export interface OutboxEnv {
   publicUrl: string;
 }
 
+/** The statuses that close an order for the operators' scorecard (cancelled counts in none). */
+const CLOSING: ReadonlySet<OrderStatus> = new Set(['delivered', 'failed']);
+
 export interface Move {
   to: OrderStatus;
   at?: Date;
@@ -46,7 +50,8 @@ export interface Moved {
  * guarded update (`… AND status = <the status the caller read>`), so of two runs only one
  * moves; writes the event and the outbox rows; applies the move's effects (domain/status.ts
  * EFFECTS). All in the caller's transaction. Null when the order was no longer where the caller
- * read it: the stage already ran, or another one won.
+ * read it: the stage already ran, or another one won. Entering delivered or failed also writes
+ * the order's closure row (db/kpis.ts recordClosure), after the event whose recordedAt it keeps.
  */
 export async function transition(
   tx: Db,
@@ -68,6 +73,8 @@ export async function transition(
   if (effects.consumeStock) await settleReservations(tx, moved, 'consumed');
   const cancellations = effects.cancelBookings ? await markCancelPending(tx, moved) : [];
   const notifications = (await recordEvent(tx, moved, move.to, at, move.detail ?? null, env)) ?? [];
+  // After the event: the closure's closedAt is that event's recordedAt.
+  if (CLOSING.has(move.to)) await recordClosure(tx, moved.id);
   return { order: moved, notifications, cancellations };
 }
 
@@ -84,7 +91,7 @@ export interface Retry {
  * failed order. transition() never leaves `failed`; this starts a new attempt instead —
  * attempt + 1, back at `received`, `failureReason` and `deliveredAt` cleared — with a guarded
  * update (`… AND attempt = <read> AND status = 'failed'`), so of two retries only one starts an
- * attempt. It writes the new attempt's `retried` and `received` events and their outbox rows
+ * attempt. It deletes the order's closure row (db/kpis.ts) and writes the new attempt's `retried` and `received` events and their outbox rows
  * (keys carry the attempt from the second on: domain/notify.ts messageKey). Nothing to undo: the
  * failed attempt released its reservations when it failed, and its events, parcels, carrier
  * calls and outbox rows stay as history (everything of an attempt is keyed by it). The caller
@@ -114,6 +121,9 @@ export async function startRetry(
     .returning();
   if (!row) return null;
   const moved: LoadedOrder = { ...row, webhookUrl: order.webhookUrl };
+  // In progress again: the failed attempt's closure goes, so the scorecard counts the order nowhere
+  // until this attempt closes.
+  await forgetClosure(tx, moved.id);
   // Same `at`, written in this order: the timeline (by at, then id) shows retried before received.
   const retried = (await recordEvent(tx, moved, 'retried', at, retry.detail ?? null, env)) ?? [];
   const received = (await recordEvent(tx, moved, 'received', at, null, env)) ?? [];

@@ -3,6 +3,7 @@ import {
   bigserial,
   boolean,
   check,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -192,7 +193,11 @@ export const restocks = pgTable(
     receivedAt: time('received_at'),
     createdAt: createdAt(),
   },
-  (t) => [index('restocks_inbound_idx').on(t.sku, t.warehouseId).where(sql`received_at IS NULL`)],
+  (t) => [
+    index('restocks_inbound_idx')
+      .on(t.sku, t.warehouseId)
+      .where(sql`received_at IS NULL`),
+  ],
 );
 
 /** A stock row at risk of running out before its next inbound (or STOCK_RISK_HOURS): since when. */
@@ -255,15 +260,38 @@ export const orderEvents = pgTable(
   (t) => [
     // A stage that runs twice cannot write its event twice.
     unique('order_events_once').on(t.orderId, t.attempt, t.status, t.seq),
-    // The scorecard's orders closed in a window (db/kpis.ts), found by when the engine recorded the
-    // closing event: a range scan over closing events only. On order_events rather than a closed-at
-    // column on orders, because every close already writes this row (no second write to keep in
-    // step) and a retried order's earlier close stays here as history, told apart by attempt.
-    // Its query repeats this predicate literally so the planner uses it.
-    index('order_events_closed_idx')
-      .on(t.recordedAt)
-      .where(sql`status IN ('delivered', 'failed')`),
   ],
+);
+
+/**
+ * What the operators' scorecard reads of one closed order (db/kpis.ts), written by the closing
+ * transition — delivered or failed — in its transaction (db/orders.ts transition()), so a window is
+ * one range scan over these rows rather than a join of every closed order to its order, parcels and
+ * events. One row per order: a retried order's new close replaces its earlier one (it counts once,
+ * by how it last closed), and startRetry() deletes it (an attempt in progress counts nowhere).
+ */
+export const orderClosures = pgTable(
+  'order_closures',
+  {
+    orderId: uuid('order_id')
+      .primaryKey()
+      .references(() => orders.id),
+    attempt: integer('attempt').notNull(),
+    status: text('status').$type<'delivered' | 'failed'>().notNull(),
+    failureReason: text('failure_reason').$type<FailureReason>(),
+    /** The closing event's recordedAt: when the engine recorded the close. */
+    closedAt: time('closed_at').notNull(),
+    /** Delivered with deliveredAt ≤ initialPromisedBy (false when failed). */
+    onTime: boolean('on_time').notNull(),
+    priority: text('priority').$type<Priority>().notNull(),
+    region: text('region').notNull(),
+    /** received → dispatched of the closing attempt (its events' `at`), ms; null if never dispatched. */
+    processingMs: doublePrecision('processing_ms'),
+    /** Distinct carriers and warehouses of the closing attempt's parcels (booked parcels' carriers only). */
+    carriers: text('carriers').array().notNull(),
+    warehouses: text('warehouses').array().notNull(),
+  },
+  (t) => [index('order_closures_closed_idx').on(t.closedAt)],
 );
 
 /** Outbox of messages to send: written in the transaction that changes the status. */

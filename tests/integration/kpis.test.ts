@@ -1,10 +1,24 @@
 /**
  * The operators' scorecard (GET /v1/admin/kpis and the surgeline_kpi_* gauges) over a fixture
- * written straight into the database, every figure computed by hand below.
+ * written straight into the database — orders, events, parcels, then their closure rows by the
+ * migration's backfill (db/kpis.ts backfillClosures) — every figure computed by hand below; and the
+ * closure rows the real path writes: transition() into failed and delivered, startRetry() between.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allocations, feedback, orderEvents, orders, shipments, shops } from '../../src/db/schema.js';
+import type { Db } from '../../src/db/client.js';
+import { backfillClosures } from '../../src/db/kpis.js';
+import { findOrder, startRetry, transition } from '../../src/db/orders.js';
+import {
+  allocations,
+  feedback,
+  orderClosures,
+  orderEvents,
+  orders,
+  shipments,
+  shops,
+} from '../../src/db/schema.js';
 import { startTestServer, testDatabase, type TestDatabase, type TestServer } from '../helpers/harness.js';
 import { expectProblem } from '../helpers/problem.js';
 
@@ -319,6 +333,9 @@ async function insertFixtures(db: TestDatabase['database']['db']) {
     }
     if (f.score !== undefined) await db.insert(feedback).values({ orderId: id, score: f.score });
   }
+  // The rows are written straight in, not through transition(): their closures come from the
+  // backfill, the same rule (closing event of the current attempt, its parcels and events).
+  await backfillClosures(db);
 }
 
 const entry = (
@@ -464,5 +481,130 @@ describe('GET /v1/admin/kpis', () => {
     expect(value('surgeline_kpi_on_time_rate')).toBeCloseTo(3 / 5, 12);
     expect(value('surgeline_kpi_error_rate')).toBeCloseTo(4 / 9, 12);
     expect(value('surgeline_kpi_satisfaction')).toBeCloseTo(2 / 3, 12);
+  });
+});
+
+describe('order_closures: written by the closing transition, replaced on the next close, gone during a retry', () => {
+  let db: TestDatabase;
+  const env = { publicUrl: 'http://localhost' };
+
+  beforeAll(async () => {
+    db = await testDatabase();
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  const closureOf = async (d: Db, id: string) =>
+    (await d.select().from(orderClosures).where(eq(orderClosures.orderId, id)))[0];
+
+  it('failed (attempt 1) → retry (no row) → delivered (attempt 2, its own parcels and events)', async () => {
+    const d = db.database.db;
+    const shopId = randomUUID();
+    await d.insert(shops).values({
+      id: shopId,
+      name: 'closure shop',
+      apiKeyId: randomBytes(8).toString('hex'),
+      apiKeyHash: 'x',
+      webhookSecret: 'secret-closure',
+    });
+    const id = randomUUID();
+    await d.insert(orders).values({
+      id,
+      shopId,
+      idempotencyKey: 'closure',
+      requestHash: 'closure',
+      externalId: 'closure',
+      status: 'allocated',
+      priority: 'express',
+      customer: { name: 'K' },
+      shippingAddress: { region: 'east', line1: '1', city: 'c', postalCode: '1', country: 'CN' },
+      region: 'east',
+      locale: 'en',
+      notifyChannels: [],
+      trackingToken: randomBytes(16).toString('base64url'),
+      promisedBy: ago(-60),
+      initialPromisedBy: ago(-60),
+      createdAt: ago(60),
+    });
+    await d
+      .insert(orderEvents)
+      .values([{ orderId: id, attempt: 1, status: 'received', at: ago(60), recordedAt: ago(60) }]);
+    await d.insert(shipments).values([
+      { id: randomUUID(), orderId: id, attempt: 1, warehouseId: 'w1', carrierId: 'c1', trackingNumber: 'T1' },
+      { id: randomUUID(), orderId: id, attempt: 1, warehouseId: 'w2', carrierId: null },
+    ]);
+    const move = async (to: 'allocated' | 'dispatched' | 'delivered' | 'failed', at: Date, set = {}) => {
+      const order = (await findOrder(d, id))!;
+      const moved = await d.transaction((tx) => transition(tx, order, { to, at, set }, env));
+      expect(moved, to).not.toBeNull();
+    };
+
+    // Attempt 1: dispatched 10 min after intake, then returned.
+    await move('dispatched', ago(50));
+    expect(await closureOf(d, id)).toBeUndefined();
+    await move('failed', ago(40), { failureReason: 'returned' });
+    const [failedEvent] = await d
+      .select()
+      .from(orderEvents)
+      .where(and(eq(orderEvents.orderId, id), eq(orderEvents.status, 'failed')));
+    expect(await closureOf(d, id)).toEqual({
+      orderId: id,
+      attempt: 1,
+      status: 'failed',
+      failureReason: 'returned',
+      closedAt: failedEvent.recordedAt,
+      onTime: false,
+      priority: 'express',
+      region: 'east',
+      processingMs: 10 * MIN,
+      carriers: ['c1'],
+      warehouses: ['w1', 'w2'],
+    });
+
+    // An operator's retry: in progress, the order counts nowhere.
+    const failed = (await findOrder(d, id))!;
+    const retried = await d.transaction((tx) => startRetry(tx, failed, env, { at: ago(30) }));
+    expect(retried?.order.attempt).toBe(2);
+    expect(await closureOf(d, id)).toBeUndefined();
+
+    // Attempt 2: one parcel at another carrier, dispatched 20 min after its received, delivered on time.
+    await d
+      .insert(shipments)
+      .values({
+        id: randomUUID(),
+        orderId: id,
+        attempt: 2,
+        warehouseId: 'w3',
+        carrierId: 'c2',
+        trackingNumber: 'T2',
+      });
+    await move('allocated', ago(20));
+    await move('dispatched', ago(10));
+    await move('delivered', ago(5), { deliveredAt: ago(5) });
+    const [deliveredEvent] = await d
+      .select()
+      .from(orderEvents)
+      .where(and(eq(orderEvents.orderId, id), eq(orderEvents.status, 'delivered')));
+    expect(await closureOf(d, id)).toEqual({
+      orderId: id,
+      attempt: 2,
+      status: 'delivered',
+      failureReason: null,
+      closedAt: deliveredEvent.recordedAt,
+      onTime: true,
+      priority: 'express',
+      region: 'east',
+      processingMs: 20 * MIN,
+      carriers: ['c2'],
+      warehouses: ['w3'],
+    });
+    expect(await d.select().from(orderClosures)).toHaveLength(1);
+
+    // The backfill (the migration's rule) finds the same row.
+    await d.delete(orderClosures);
+    await backfillClosures(d);
+    expect(await closureOf(d, id)).toMatchObject({ attempt: 2, status: 'delivered', processingMs: 20 * MIN });
   });
 });
