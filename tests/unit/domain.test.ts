@@ -28,10 +28,11 @@ import { cappedBackoff } from '../../src/workers/backoff.js';
 
 describe('order status machine', () => {
   // The lifecycle order: a status may only move to one further along (or to a terminal one).
-  // on_hold and allocated share a rank: a region lockdown holds an allocated order, a lift releases it.
+  // The waiting states and allocated share a rank: a region lockdown holds an allocated order and a
+  // lift releases it; a held order that only a restock can fill waits backordered, and the other way.
   const rank: Record<OrderStatus, number> = {
     received: 0,
-    backordered: 1,
+    backordered: 2,
     on_hold: 2,
     allocated: 2,
     dispatched: 4,
