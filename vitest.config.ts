@@ -7,6 +7,9 @@ const serverOnly = 'tests/**/*.pg.test.ts';
 export default defineConfig({
   test: {
     pool: 'forks',
+    // Two files at a time: most tests wait on timers, carriers and the databases, so on a 2-core
+    // machine two workers finish the suite far sooner than vitest's default of cores − 1.
+    maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default', 'json'],
