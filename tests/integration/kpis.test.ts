@@ -8,7 +8,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/db/client.js';
-import { backfillClosures } from '../../src/db/kpis.js';
+import { backfillClosures, windowCounts } from '../../src/db/kpis.js';
+import { windowBounds } from '../../src/domain/kpis.js';
 import { findOrder, startRetry, transition } from '../../src/db/orders.js';
 import {
   allocations,
@@ -568,18 +569,18 @@ describe('order_closures: written by the closing transition, replaced on the nex
     const retried = await d.transaction((tx) => startRetry(tx, failed, env, { at: ago(30) }));
     expect(retried?.order.attempt).toBe(2);
     expect(await closureOf(d, id)).toBeUndefined();
+    const hour = () => windowCounts(d, windowBounds('1h', new Date()));
+    expect((await hour()).total.closed).toBe(0);
 
     // Attempt 2: one parcel at another carrier, dispatched 20 min after its received, delivered on time.
-    await d
-      .insert(shipments)
-      .values({
-        id: randomUUID(),
-        orderId: id,
-        attempt: 2,
-        warehouseId: 'w3',
-        carrierId: 'c2',
-        trackingNumber: 'T2',
-      });
+    await d.insert(shipments).values({
+      id: randomUUID(),
+      orderId: id,
+      attempt: 2,
+      warehouseId: 'w3',
+      carrierId: 'c2',
+      trackingNumber: 'T2',
+    });
     await move('allocated', ago(20));
     await move('dispatched', ago(10));
     await move('delivered', ago(5), { deliveredAt: ago(5) });
@@ -601,6 +602,11 @@ describe('order_closures: written by the closing transition, replaced on the nex
       warehouses: ['w3'],
     });
     expect(await d.select().from(orderClosures)).toHaveLength(1);
+    // The scorecard counts it once, by how it last closed, at its second attempt's carrier.
+    const card = await hour();
+    expect(card.total).toEqual({ closed: 1, delivered: 1, onTime: 1, failed: 0, scores: 0, satisfied: 0 });
+    expect(card.slices.carrier).toEqual({ c2: card.total });
+    expect(card.processing).toEqual({ p50: 20 * MIN, p95: 20 * MIN });
 
     // The backfill (the migration's rule) finds the same row.
     await d.delete(orderClosures);
