@@ -3,6 +3,21 @@ import { defineConfig } from 'vitest/config';
 const dbTests = ['tests/integration/**/*.test.ts', 'tests/e2e/**/*.test.ts'];
 // *.pg.test.ts need separate processes sharing one database, which only a PostgreSQL server allows.
 const serverOnly = 'tests/**/*.pg.test.ts';
+// The HTTP surface itself (documentation, sessions, rate limits, log hygiene, the tracking page,
+// shedding): the same code on either database, so these run once, on the server. Every test of
+// what the engine stores and does (intake, reads, allocation, dispatch, events, outbox,
+// reconciliation, outages) runs on both.
+const httpSurface = [
+  'tests/integration/openapi.test.ts',
+  'tests/integration/board-session.test.ts',
+  'tests/integration/rate-limit.test.ts',
+  'tests/integration/service.test.ts',
+  'tests/integration/breaker-store.test.ts',
+  'tests/integration/carriers-breaker.test.ts',
+  'tests/integration/log-safety.test.ts',
+  'tests/integration/tracking-page.test.ts',
+  'tests/integration/load-shedding.test.ts',
+];
 
 export default defineConfig({
   test: {
@@ -28,7 +43,7 @@ export default defineConfig({
         test: {
           name: 'pglite',
           include: dbTests,
-          exclude: [serverOnly],
+          exclude: [serverOnly, ...httpSurface],
           env: { TEST_DB: 'pglite' },
           testTimeout: 60_000,
           hookTimeout: 60_000,
