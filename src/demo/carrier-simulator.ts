@@ -28,6 +28,8 @@ export interface CarrierSimulatorOptions {
   refuseRegions?: string[]; // default []
   transitHours?: number; // default 24
   progress?: { inTransitAfterMs: number; deliveredAfterMs: number } | false; // default { 200, 400 }
+  /** Where failure rolls come from (default Math.random): a seeded one makes a run repeatable. */
+  random?: () => number;
 }
 
 export interface SimulatedBooking {
@@ -229,7 +231,7 @@ export async function startCarrierSimulator(options: CarrierSimulatorOptions): P
       if (cfg.hang) return null;
 
       // Transient failures happen before anything is booked.
-      const roll = Math.random();
+      const roll = (options.random ?? Math.random)();
       if (roll < cfg.failureRate) {
         stats.transient++;
         return { status: 503, body: { error: 'unavailable' } };

@@ -20,7 +20,13 @@ import {
   shipments,
   shops,
 } from '../../src/db/schema.js';
-import { startTestServer, testDatabase, type TestDatabase, type TestServer } from '../helpers/harness.js';
+import {
+  startTestServer,
+  testDatabase,
+  waitFor,
+  type TestDatabase,
+  type TestServer,
+} from '../helpers/harness.js';
 import { expectProblem } from '../helpers/problem.js';
 
 const MIN = 60_000;
@@ -360,6 +366,8 @@ describe('GET /v1/admin/kpis', () => {
     await insertFixtures(db.database.db);
     // The API alone: no worker or reconciler touches the fixture.
     server = await startTestServer(db.database, { role: 'api' });
+    // Queue depths are read only while the queues' Redis connection is up (else `{}`).
+    await waitFor(async () => server.ctx.queues.connection.status === 'ready', 'the queues to reach Redis');
   });
 
   afterAll(async () => {

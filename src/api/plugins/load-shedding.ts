@@ -21,6 +21,9 @@ declare module 'fastify' {
 
 /** How long one reading of the backlog is used by this process. */
 export const BACKLOG_CACHE_MS = 250;
+/** How long a request waits for a reading due before it goes on with the last one. */
+const QUICK_READ_MS = 50;
+const STALE = Symbol('stale');
 /** A reading that takes longer than this counts as failed (do not shed). */
 const READ_TIMEOUT_MS = 1_000;
 /** A failed reading is logged at most once in this period. */
@@ -91,13 +94,22 @@ export function createIntakeGate(options: GateOptions): IntakeGate {
     return backlog;
   }
 
-  /** The backlog, read at most every BACKLOG_CACHE_MS by this process (one read at a time). */
-  function backlog(): Promise<number | undefined> {
-    if (reading && now() - reading.at < BACKLOG_CACHE_MS) return Promise.resolve(reading.backlog);
+  /**
+   * The backlog, read at most every BACKLOG_CACHE_MS by this process (one read at a time). A
+   * request waits for a fresh reading only QUICK_READ_MS: a slow Redis never slows intake down —
+   * the last reading (or none: do not shed) stands in while the read finishes.
+   */
+  async function backlog(): Promise<number | undefined> {
+    if (reading && now() - reading.at < BACKLOG_CACHE_MS) return reading.backlog;
     pending ??= read().finally(() => {
       pending = undefined;
     });
-    return pending;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<typeof STALE>((resolve) => {
+      timer = setTimeout(() => resolve(STALE), QUICK_READ_MS);
+    });
+    const fresh = await Promise.race([pending, late]).finally(() => clearTimeout(timer));
+    return fresh === STALE ? reading?.backlog : fresh;
   }
 
   return {
