@@ -96,7 +96,7 @@ export function formatReport(report: DemoReport): string {
         .join(', ') || 'none'
     }`,
     `on-time rate     ${pct(report.onTimeRate)}   (target ≥ 95%)`,
-    `error rate       ${pct(report.errorRate)}   (target < 1%; out_of_stock is by design in this demo)`,
+    `error rate       ${pct(report.errorRate)}   (target < 1%)`,
     '',
     'latency per stage       count        p50        p95',
     ...report.stages.map(
