@@ -67,8 +67,10 @@ export interface CarrierSimulator {
   close(): Promise<void>;
 }
 
-const EVENT_MAX_TRIES = 5;
+/** A report not taken (non-2xx, no answer) is sent again, backing off: 0.2, 0.4, 0.8, 1.6, then 2 s — about 9 s in all, like a carrier's webhook retries. */
+const EVENT_MAX_TRIES = 8;
 const EVENT_RETRY_DELAY_MS = 200;
+const EVENT_RETRY_MAX_DELAY_MS = 2000;
 const MAX_BODY_BYTES = 1_000_000;
 
 export function signCarrierBody(rawBody: string, secret: string): string {
@@ -170,7 +172,8 @@ export async function startCarrierSimulator(options: CarrierSimulatorOptions): P
       } catch {
         // network error / timeout: retry below
       }
-      if (attempt < EVENT_MAX_TRIES && !(await wait(EVENT_RETRY_DELAY_MS))) return;
+      const delay = Math.min(EVENT_RETRY_DELAY_MS * 2 ** (attempt - 1), EVENT_RETRY_MAX_DELAY_MS);
+      if (attempt < EVENT_MAX_TRIES && !(await wait(delay))) return;
     }
     if (!closed) stats.eventFailures++;
   }
