@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { notifications, orders } from './schema.js';
+import { insertOutboxRows } from './outbox.js';
+import { orders } from './schema.js';
 import { parcelsOf } from './shipments.js';
 import { delayNoticeMessages, delayToTell, isLate, type CustomerChannel } from '../domain/notify.js';
 
@@ -36,22 +36,6 @@ export async function writeDelayNotice(
   )
     return [];
   const { status, rows } = delayNoticeMessages(order, ordinal, estimatedDeliveryAt, env.publicUrl);
-  if (rows.length === 0) return [];
-  const at = new Date();
-  const written = await tx
-    .insert(notifications)
-    .values(
-      rows.map(({ channel, body }) => ({
-        id: randomUUID(),
-        orderId: order.id,
-        attempt: order.attempt,
-        status,
-        channel,
-        body,
-        at,
-      })),
-    )
-    .onConflictDoNothing()
-    .returning({ id: notifications.id, channel: notifications.channel });
-  return written.map((r) => ({ notificationId: r.id, channel: r.channel as CustomerChannel }));
+  const written = await insertOutboxRows(tx, order, status, new Date(), rows);
+  return written.map((r) => ({ notificationId: r.notificationId, channel: r.channel as CustomerChannel }));
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { and, asc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { notifications, orders, shops } from './schema.js';
-import { outboxMessages, type Channel, type NotifiedOrder } from '../domain/notify.js';
+import { outboxMessages, type Channel, type NotifiedOrder, type OutboxMessage } from '../domain/notify.js';
 
 export type NotificationRow = typeof notifications.$inferSelect;
 
@@ -28,6 +28,20 @@ export async function writeOutbox(
     publicUrl: env.publicUrl,
     webhookUrl: order.webhookUrl,
   });
+  return insertOutboxRows(tx, order, status, at, messages);
+}
+
+/**
+ * Inserts rendered messages as outbox rows of one told status; a row already there for its
+ * (order, attempt, status, channel) is left alone. Returns the rows written, to enqueue after commit.
+ */
+export async function insertOutboxRows(
+  tx: Db,
+  order: { id: string; attempt: number },
+  status: string,
+  at: Date,
+  messages: { channel: Channel; body: OutboxMessage }[],
+): Promise<OutboxRef[]> {
   if (messages.length === 0) return [];
   const rows = await tx
     .insert(notifications)
