@@ -159,6 +159,12 @@ describe('customer messages on their channels', () => {
       expect(message.headers['content-type']).toMatch(/^application\/json/);
       expect(Object.keys(message.json).sort()).toEqual(['text', 'to']);
       expect(message.json.to).toBe(PHONE_OK);
+      // A row is marked sent once its provider's answer is back, a moment after the message landed.
+      for (const channel of ['sms', 'email'] as const)
+        await waitFor(
+          async () => (await rowOf(orderId, status, channel)).state === 'sent',
+          `${status} ${channel} row sent`,
+        );
       const smsRow = await rowOf(orderId, status, 'sms');
       if (smsRow.body.kind !== 'customer') throw new Error('an SMS row holds a customer message');
       expect(message.json.text).toBe(smsRow.body.text);

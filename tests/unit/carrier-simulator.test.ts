@@ -217,6 +217,8 @@ describe('carrier simulator', () => {
       expect(e.body.trackingNumber).toBe(trackingNumber);
       expect(new Date(e.body.at).toISOString()).toBe(e.body.at);
     }
+    // Counted once the engine's answer is back, a moment after the receiver has the event.
+    await waitFor(() => sim.stats.eventsSent === 2);
     expect(sim.stats.eventsSent).toBe(2);
 
     // Manual events for statuses the timeline does not produce.
