@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 const dbTests = ['tests/integration/**/*.test.ts', 'tests/e2e/**/*.test.ts'];
-// *.pg.test.ts need separate processes sharing one database, which only a PostgreSQL server allows.
+// *.pg.test.ts need separate processes sharing one database, which only a PostgreSQL server allows,
+// or test scheduling that does not depend on the database (priority lanes): they run on the server only.
 const serverOnly = 'tests/**/*.pg.test.ts';
 // The HTTP surface itself (documentation, sessions, rate limits, log hygiene, the tracking page,
 // shedding): the same code on either database, so these run once, on the server. Every test of

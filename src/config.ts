@@ -3,6 +3,7 @@ import { QUEUE_NAMES, type QueueName } from './queues/topology.js';
 import { STRATEGIES } from './domain/allocation/index.js';
 import { regionPair } from './domain/allocation/strategy.js';
 import type { Watermarks } from './domain/shedding.js';
+import { validMinShares, type MinShares } from './domain/lanes.js';
 
 /** Sender of customer email when SMTP_FROM is unset (contract, Configuration). */
 export const DEFAULT_SMTP_FROM = 'Surgeline <no-reply@localhost>';
@@ -55,6 +56,8 @@ export interface Config {
   shedAt: Watermarks;
   /** Orders per second all shops together may post (INTAKE_MAX_PER_SECOND); undefined: no ceiling. */
   intakeMaxPerSecond: number | undefined;
+  /** Each lower class's minimum share of a saturated stage's work (domain/lanes.ts). */
+  minShares: MinShares;
   /** Carrier circuit breakers (BREAKER_*); every process should run with the same. */
   breaker: {
     failureThreshold: number;
@@ -150,6 +153,19 @@ function strategyName(env: Env, name: string, fallback: string): string {
   return raw;
 }
 
+/** MIN_SHARE_STANDARD_PERCENT / MIN_SHARE_EXPRESS_PERCENT: together below 100, so essential keeps room. */
+function minShares(env: Env): MinShares {
+  const standard = int(env, 'MIN_SHARE_STANDARD_PERCENT', 10, 0, 99) / 100;
+  const express = int(env, 'MIN_SHARE_EXPRESS_PERCENT', 20, 0, 99) / 100;
+  const shares = { standard, express };
+  if (!validMinShares(shares)) {
+    throw new ConfigError(
+      `MIN_SHARE_STANDARD_PERCENT + MIN_SHARE_EXPRESS_PERCENT must be below 100, got ${Math.round((standard + express) * 100)}`,
+    );
+  }
+  return shares;
+}
+
 /** The load-shedding watermarks, each at least the one before (domain/shedding.ts). */
 function watermarks(env: Env): Watermarks {
   const standard = int(env, 'SHED_STANDARD_AT', 20_000, 1, 100_000_000);
@@ -240,6 +256,7 @@ export function loadConfig(env: Env = process.env): Config {
     stockRiskHours: int(env, 'STOCK_RISK_HOURS', 72, 1, 24 * 365),
     shedAt: watermarks(env),
     intakeMaxPerSecond: int(env, 'INTAKE_MAX_PER_SECOND', 0, 0, 1_000_000) || undefined,
+    minShares: minShares(env),
     breaker: {
       failureThreshold: int(env, 'BREAKER_FAILURE_THRESHOLD', 5, 1, 10_000),
       failureRate: int(env, 'BREAKER_FAILURE_RATE_PERCENT', 50, 1, 100) / 100,

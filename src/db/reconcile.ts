@@ -22,6 +22,8 @@ export interface WaitingRow {
   at: string;
   key: string;
   priority: Priority;
+  /** The order's shop, for its turn in a lane (queues/fair.ts); rows of no order have none. */
+  shopId?: string;
 }
 
 const exactTime = (column: PgColumn) =>
@@ -45,6 +47,7 @@ export async function ordersWaiting(
       status: orders.status,
       attempt: orders.attempt,
       priority: orders.priority,
+      shopId: orders.shopId,
       at: exactTime(orders.updatedAt),
     })
     .from(orders)

@@ -63,3 +63,26 @@ export async function takeSlot(
   );
   return always || Number(count) <= max ? 0 : Math.max(1, Number(reset));
 }
+
+/** The ms until `key`'s log has room for a call (0: room now), without taking it. */
+const ROOM_IN = `
+local window = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then return 0 end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
+`;
+
+type WithRoomIn = Redis & { surgelineRoomIn(key: string, window: number, max: number): Promise<number> };
+
+/**
+ * How long until `key`'s log would accept a call (0: now), leaving the slot to whoever takes it:
+ * a pace for callers that take the slot themselves a moment later (workers/lane-gate.ts).
+ */
+export async function roomIn(redis: Redis, key: string, windowMs: number, max: number): Promise<number> {
+  const client = redis as WithRoomIn;
+  if (!client.surgelineRoomIn) client.defineCommand('surgelineRoomIn', { numberOfKeys: 1, lua: ROOM_IN });
+  return Number(await client.surgelineRoomIn(key, windowMs, max));
+}

@@ -1,16 +1,20 @@
-import { Queue, type JobsOptions } from 'bullmq';
+import { Queue, type Job, type JobsOptions, type JobType } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { jobPriority, type Priority } from '../domain/priority.js';
+import { jobPriority, PRIORITIES, type Priority } from '../domain/priority.js';
 import type { Channel } from '../domain/notify.js';
+import { fairTags } from './fair.js';
 import {
   BOOKING,
-  carrierQueueName,
+  carrierLaneName,
+  isLaned,
+  laneName,
+  LANED_STAGES,
   NOTIFICATION_CHANNELS,
   notificationQueueName,
-  QUEUE_NAMES,
   TOPOLOGY,
   type BookingJob,
   type JobData,
+  type LanedStage,
   type QueueName,
   type QueueSettings,
 } from './topology.js';
@@ -19,12 +23,90 @@ export function redisConnection(url: string, options: RedisOptions = {}): Redis 
   return new Redis(url, { lazyConnect: false, ...options });
 }
 
-/** Stages served by one queue each; `notification` is split by channel (see `notification`). */
+/**
+ * The lanes of one stage (or of one carrier's booking calls), one queue per class, seen as one
+ * queue where a job is looked up by id: job ids are unique within a stage, so at most one lane
+ * holds a given id. Sums counts over the lanes.
+ */
+export class Lanes {
+  constructor(readonly byClass: Record<Priority, Queue>) {}
+
+  get all(): Queue[] {
+    return PRIORITIES.map((c) => this.byClass[c]);
+  }
+
+  async getJob(id: string): Promise<Job | undefined> {
+    for (const queue of this.all) {
+      const job = await queue.getJob(id);
+      if (job) return job;
+    }
+    return undefined;
+  }
+
+  async getJobState(id: string): Promise<Awaited<ReturnType<Queue['getJobState']>>> {
+    const states = await Promise.all(this.all.map((q) => q.getJobState(id)));
+    return states.find((s) => s !== 'unknown') ?? 'unknown';
+  }
+
+  /** 1 when a lane removed the job, else 0 (gone, or locked by a worker). */
+  async remove(id: string): Promise<number> {
+    const removed = await Promise.all(this.all.map((q) => q.remove(id)));
+    return removed.some((n) => n === 1) ? 1 : 0;
+  }
+
+  async getJobCounts(...types: JobType[]): Promise<Record<string, number>> {
+    const each = await Promise.all(this.all.map((q) => q.getJobCounts(...types)));
+    const sum: Record<string, number> = {};
+    for (const counts of each) for (const [k, n] of Object.entries(counts)) sum[k] = (sum[k] ?? 0) + n;
+    return sum;
+  }
+
+  async getActiveCount(): Promise<number> {
+    return (await this.getJobCounts('active')).active ?? 0;
+  }
+
+  async getJobs(types: JobType[], start = 0, end = -1): Promise<Job[]> {
+    return (await Promise.all(this.all.map((q) => q.getJobs(types, start, end)))).flat() as Job[];
+  }
+
+  async getWorkersCount(): Promise<number> {
+    return Math.min(...(await Promise.all(this.all.map((q) => q.getWorkersCount()))));
+  }
+
+  async pause(): Promise<void> {
+    await Promise.all(this.all.map((q) => q.pause()));
+  }
+
+  async resume(): Promise<void> {
+    await Promise.all(this.all.map((q) => q.resume()));
+  }
+
+  async drain(delayed = false): Promise<void> {
+    await Promise.all(this.all.map((q) => q.drain(delayed)));
+  }
+
+  async obliterate(opts?: { force?: boolean }): Promise<void> {
+    await Promise.all(this.all.map((q) => q.obliterate(opts)));
+  }
+}
+
+/** Stages served by one queue (cancellation), or one lane per class (LANED_STAGES). */
 export type StageQueueName = Exclude<QueueName, 'notification'>;
+
+/** Who a job is for: its class picks the lane (or BullMQ priority), its shop its turn in the lane. */
+export interface JobFor {
+  priority: Priority;
+  /** The order's shop; jobs without one share one turn. */
+  shopId?: string;
+}
+
+const NO_SHOP = '-';
 
 /** Producers for every queue of the topology. The API and the workers each hold one. */
 export class Queues {
-  readonly byName: Record<StageQueueName, Queue>;
+  /** The laned stages (allocation, dispatch), each one queue per class. */
+  readonly lanes: Record<LanedStage, Lanes>;
+  readonly cancellation: Queue;
   /** The notification stage's queues, one per channel (`notification.{channel}`). */
   readonly notification: Record<Channel, Queue>;
 
@@ -33,102 +115,142 @@ export class Queues {
     readonly prefix: string,
     settings: QueueSettings,
   ) {
-    const make = (name: string, options: JobsOptions) =>
-      new Queue(name, { connection, prefix, defaultJobOptions: options });
-    this.byName = Object.fromEntries(
-      QUEUE_NAMES.filter((name) => name !== 'notification').map((name) => [
-        name,
-        make(name, TOPOLOGY[name].options(settings)),
+    const make = (name: string, options: JobsOptions) => {
+      const queue = new Queue(name, { connection, prefix, defaultJobOptions: options });
+      queue.on('error', () => {});
+      return queue;
+    };
+    this.lanes = Object.fromEntries(
+      LANED_STAGES.map((stage) => [
+        stage,
+        new Lanes(
+          Object.fromEntries(
+            PRIORITIES.map((c) => [c, make(laneName(stage, c), TOPOLOGY[stage].options(settings))]),
+          ) as Record<Priority, Queue>,
+        ),
       ]),
-    ) as Record<StageQueueName, Queue>;
+    ) as Record<LanedStage, Lanes>;
+    this.cancellation = make('cancellation', TOPOLOGY.cancellation.options(settings));
     this.notification = Object.fromEntries(
       NOTIFICATION_CHANNELS.map((channel) => [
         channel,
         make(notificationQueueName(channel), TOPOLOGY.notification.options(settings)),
       ]),
     ) as Record<Channel, Queue>;
-    for (const queue of this.stageQueues()) queue.on('error', () => {});
   }
 
-  /** The queue a job of stage `name` joins: the stage's own, or its channel's for a notification. */
-  queueOf<Q extends QueueName>(name: Q, data: JobData[Q]): Queue {
+  /** A stage seen as one queue (its lanes together, for a laned stage): look-ups by job id, counts. */
+  get byName(): { allocation: Lanes; dispatch: Lanes; cancellation: Queue } {
+    return { ...this.lanes, cancellation: this.cancellation };
+  }
+
+  /** The queue a job of stage `name` joins: its class's lane, the stage's own, or its channel's. */
+  queueOf<Q extends QueueName>(name: Q, data: JobData[Q], priority: Priority): Queue {
     if (name === 'notification') return this.notification[(data as JobData['notification']).channel];
-    return this.byName[name as StageQueueName];
+    if (isLaned(name)) return this.lanes[name].byClass[priority];
+    return this.cancellation;
   }
 
-  /** Every queue of a stage (the split ones included), for metrics and draining. */
+  /** Every queue of a stage (lanes and channels included), for metrics and draining. */
   queuesOf(name: QueueName): Queue[] {
-    return name === 'notification' ? Object.values(this.notification) : [this.byName[name]];
+    if (name === 'notification') return Object.values(this.notification);
+    if (isLaned(name)) return this.lanes[name].all;
+    return [this.cancellation];
   }
 
-  /** Every stage queue and channel queue (not the per-carrier ones: see knownCarrierQueues). */
+  /** Every stage queue, lane and channel queue (not the per-carrier ones: see knownCarrierQueues). */
   stageQueues(): Queue[] {
-    return [...Object.values(this.byName), ...Object.values(this.notification)];
+    return [
+      ...LANED_STAGES.flatMap((stage) => this.lanes[stage].all),
+      this.cancellation,
+      ...Object.values(this.notification),
+    ];
   }
 
-  /** Every job carries its order's priority: BullMQ takes a job without one before all others. */
-  add<Q extends QueueName>(name: Q, data: JobData[Q], priority: Priority, options: { jobId?: string } = {}) {
-    const spec = TOPOLOGY[name];
-    return this.queueOf(name, data).add(spec.jobName, data, {
-      jobId: options.jobId ?? spec.jobId(data),
-      priority: jobPriority(priority),
-    });
+  /**
+   * BullMQ priorities for jobs joining `queue`: in a lane, each shop's turn (queues/fair.ts);
+   * elsewhere the class. Every job carries one: BullMQ takes a job without one before all others.
+   */
+  private async prioritiesFor(queue: Queue, laned: boolean, jobs: JobFor[]): Promise<number[]> {
+    if (!laned) return jobs.map((j) => jobPriority(j.priority));
+    return fairTags(
+      this.connection,
+      this.prefix,
+      queue.name,
+      jobs.map((j) => j.shopId ?? NO_SHOP),
+    );
   }
 
-  /** Jobs of one stage, in one round trip per queue they join. */
-  async addBulk<Q extends QueueName>(name: Q, jobs: { data: JobData[Q]; priority: Priority }[]) {
+  async add<Q extends QueueName>(name: Q, data: JobData[Q], job: JobFor, options: { jobId?: string } = {}) {
     const spec = TOPOLOGY[name];
-    const byQueue = new Map<Queue, { data: JobData[Q]; priority: Priority }[]>();
+    const queue = this.queueOf(name, data, job.priority);
+    const [priority] = await this.prioritiesFor(queue, isLaned(name), [job]);
+    return queue.add(spec.jobName, data, { jobId: options.jobId ?? spec.jobId(data), priority });
+  }
+
+  /** Jobs of one stage, in two round trips per queue they join (their turns, then the jobs). */
+  async addBulk<Q extends QueueName>(name: Q, jobs: ({ data: JobData[Q] } & JobFor)[]) {
+    const spec = TOPOLOGY[name];
+    const byQueue = new Map<Queue, ({ data: JobData[Q] } & JobFor)[]>();
     for (const job of jobs) {
-      const queue = this.queueOf(name, job.data);
+      const queue = this.queueOf(name, job.data, job.priority);
       byQueue.set(queue, [...(byQueue.get(queue) ?? []), job]);
     }
     const added = await Promise.all(
-      [...byQueue].map(([queue, list]) =>
-        queue.addBulk(
-          list.map(({ data, priority }) => ({
+      [...byQueue].map(async ([queue, list]) => {
+        const priorities = await this.prioritiesFor(queue, isLaned(name), list);
+        return queue.addBulk(
+          list.map(({ data }, i) => ({
             name: spec.jobName,
             data,
-            opts: { jobId: spec.jobId(data), priority: jobPriority(priority) },
+            opts: { jobId: spec.jobId(data), priority: priorities[i] },
           })),
-        ),
-      ),
+        );
+      }),
     );
     return added.flat();
   }
 
-  private readonly carrierQueues = new Map<string, Queue>();
+  private readonly carrierLanes = new Map<string, Lanes>();
 
-  /** The booking queue of one carrier, made on first use. */
-  carrierQueue(carrierId: string): Queue {
-    let queue = this.carrierQueues.get(carrierId);
-    if (!queue) {
-      queue = new Queue(carrierQueueName(carrierId), {
-        connection: this.connection,
-        prefix: this.prefix,
-        defaultJobOptions: BOOKING.options(),
-      });
-      queue.on('error', () => {});
-      this.carrierQueues.set(carrierId, queue);
+  /** The booking lanes of one carrier, made on first use. */
+  carrierQueue(carrierId: string): Lanes {
+    let lanes = this.carrierLanes.get(carrierId);
+    if (!lanes) {
+      const byClass = Object.fromEntries(
+        PRIORITIES.map((c) => {
+          const queue = new Queue(carrierLaneName(carrierId, c), {
+            connection: this.connection,
+            prefix: this.prefix,
+            defaultJobOptions: BOOKING.options(),
+          });
+          queue.on('error', () => {});
+          return [c, queue];
+        }),
+      ) as Record<Priority, Queue>;
+      lanes = new Lanes(byClass);
+      this.carrierLanes.set(carrierId, lanes);
     }
-    return queue;
+    return lanes;
   }
 
-  /** Queues for booking calls made so far by this process. */
+  /** Booking lanes made so far by this process. */
   knownCarrierQueues(): Queue[] {
-    return [...this.carrierQueues.values()];
+    return [...this.carrierLanes.values()].flatMap((lanes) => lanes.all);
   }
 
-  /** One booking call, after `delayMs` (a backoff or Retry-After), in its order's priority. */
-  book(job: BookingJob, priority: Priority, delayMs = 0) {
-    return this.carrierQueue(job.carrierId).add(BOOKING.jobName, job, {
+  /** One booking call, after `delayMs` (a backoff or Retry-After), in its order's lane and turn. */
+  async book(job: BookingJob, order: JobFor, delayMs = 0) {
+    const queue = this.carrierQueue(job.carrierId).byClass[order.priority];
+    const [priority] = await this.prioritiesFor(queue, true, [order]);
+    return queue.add(BOOKING.jobName, job, {
       jobId: BOOKING.jobId(job),
-      priority: jobPriority(priority),
+      priority,
       ...(delayMs > 0 ? { delay: Math.ceil(delayMs) } : {}),
     });
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.stageQueues(), ...this.carrierQueues.values()].map((q) => q.close()));
+    await Promise.all([...this.stageQueues(), ...this.knownCarrierQueues()].map((q) => q.close()));
   }
 }

@@ -1,5 +1,6 @@
 import type { JobsOptions } from 'bullmq';
 import type { Channel } from '../domain/notify.js';
+import type { Priority } from '../domain/priority.js';
 
 /**
  * Every queue of the engine, in one table: its name, the rule that derives a job's id from what
@@ -8,9 +9,8 @@ import type { Channel } from '../domain/notify.js';
  *
  * Naming scheme. A queue is named by its stage (`allocation`, `dispatch`, …). Stages split
  * further join the parts with dots, stage first — BullMQ forbids ':' in queue names:
- *   per carrier   `{stage}.{carrierId}`          e.g. `dispatch.swift`
  *   per class     `{stage}.{class}`              e.g. `allocation.essential`
- *   both          `{stage}.{carrierId}.{class}`  e.g. `dispatch.swift.express`
+ *   per carrier   `{stage}.{carrierId}.{class}`  e.g. `dispatch.swift.express` (booking calls)
  *   per channel   `{stage}.{channel}`            e.g. `notification.sms`
  * WORKER_QUEUES names stages; a process serving a stage serves all of its split queues.
  */
@@ -57,15 +57,28 @@ export const NOTIFICATION_CHANNELS = ['sms', 'email', 'webhook'] as const satisf
 export const notificationQueueName = (channel: Channel) => `notification.${channel}`;
 export const isNotificationQueue = (name: string) => name.startsWith('notification.');
 
-/** The queue of one carrier's booking calls; its worker carries the carrier's rate limit. */
-export const carrierQueueName = (carrierId: string) => `dispatch.${carrierId}`;
+/**
+ * Stages whose work waits in one lane (queue) per class, `{stage}.{class}`, taken by each class's
+ * minimum share (domain/lanes.ts). Booking calls have lanes too: `dispatch.{carrierId}.{class}`.
+ * Within a lane, shops are served in turn (queues/fair.ts). Cancellations and messages keep one
+ * queue (per channel) with the class as BullMQ priority.
+ */
+export const LANED_STAGES = ['allocation', 'dispatch'] as const satisfies readonly QueueName[];
+export type LanedStage = (typeof LANED_STAGES)[number];
+export const isLaned = (name: QueueName): name is LanedStage =>
+  (LANED_STAGES as readonly string[]).includes(name);
+export const laneName = (stage: LanedStage, lane: Priority) => `${stage}.${lane}`;
+
+/** A carrier's booking lane; the carrier's rate limit is shared by its lanes (workers/lane-gate.ts). */
+export const carrierLaneName = (carrierId: string, lane: Priority) => `dispatch.${carrierId}.${lane}`;
 /**
  * The window of a carrier's `rateLimitPerSecond`: a second, plus room for the few ms between
  * taking a slot and the call landing at the carrier. The carrier queue's BullMQ limiter and the
  * sliding log taken right before each call (steps/dispatch.ts) share it, so they stay in step.
  */
 export const CARRIER_RATE_WINDOW_MS = 1_150;
-export const isCarrierQueue = (name: string) => name.startsWith('dispatch.');
+/** The sliding log of a carrier's booking calls (integrations/sliding-log.ts). */
+export const carrierRateKey = (prefix: string, carrierId: string) => `${prefix}:carrier-rate:${carrierId}`;
 
 /** Finished jobs are trimmed by age and count so Redis memory stays bounded. */
 const KEEP = {
@@ -111,7 +124,7 @@ export const TOPOLOGY: { [Q in QueueName]: QueueSpec<Q> } = {
 };
 
 /**
- * Booking calls, one queue per carrier (`dispatch.{carrierId}`): one call per job, and the next
+ * Booking calls, one lane per carrier and class (`dispatch.{carrierId}.{class}`): one call per job, and the next
  * call is a new job (BookingJob.call in its id), so routing a parcel twice adds one job.
  */
 export const BOOKING = {

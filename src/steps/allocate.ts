@@ -198,6 +198,6 @@ export async function restockEtaFor(
 
 async function enqueueDispatch(ctx: Context, order: LoadedOrder) {
   await enqueueAfterCommit(ctx, 'dispatch', () =>
-    ctx.queues.add('dispatch', { orderId: order.id, attempt: order.attempt }, order.priority),
+    ctx.queues.add('dispatch', { orderId: order.id, attempt: order.attempt }, order),
   );
 }

@@ -27,7 +27,12 @@ import type { FailureReason } from '../domain/status.js';
 import type { BookingOutcome } from '../integrations/carriers/types.js';
 import { takeSlot } from '../integrations/sliding-log.js';
 import { enqueueAfterCommit, enqueueNotifications } from '../queues/enqueue.js';
-import { CARRIER_RATE_WINDOW_MS, type BookingJob, type OrderJob } from '../queues/topology.js';
+import {
+  CARRIER_RATE_WINDOW_MS,
+  carrierRateKey,
+  type BookingJob,
+  type OrderJob,
+} from '../queues/topology.js';
 import { afterMove } from './after-move.js';
 import { cancelAtCarriers } from './cancel-booking.js';
 import { holdIfLocked } from './lockdown.js';
@@ -135,7 +140,7 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
   if (carrier.rateLimitPerSecond) {
     const waitMs = await takeSlot(
       ctx.redis,
-      `${ctx.config.queuePrefix}:carrier-rate:${carrier.id}`,
+      carrierRateKey(ctx.config.queuePrefix, carrier.id),
       CARRIER_RATE_WINDOW_MS,
       carrier.rateLimitPerSecond,
     );
@@ -231,7 +236,7 @@ async function routeParcel(
     };
     // Not bounded like enqueueAfterCommit: losing this job would leave the parcel unrouted until
     // the reconciler's next pass, so a Redis failure here fails the job and BullMQ retries it.
-    await ctx.queues.book(job, order.priority, delayMs);
+    await ctx.queues.book(job, order, delayMs);
     return { kind: 'routed' };
   }
 }
@@ -337,7 +342,7 @@ async function recordBooked(
     return true;
   }
   await enqueueAfterCommit(ctx, 'cancellation', () =>
-    ctx.queues.add('cancellation', { shipmentId: parcel.id }, order.priority, {
+    ctx.queues.add('cancellation', { shipmentId: parcel.id }, order, {
       jobId: `cancellation-${parcel.id}-${attemptId}`,
     }),
   );

@@ -52,7 +52,7 @@ export async function stageJobSeconds(ctx: Pick<Context, 'queues' | 'db'>): Prom
       try {
         const queues = [...ctx.queues.queuesOf(name)];
         if (name === 'dispatch') {
-          for (const c of await allCarriers(ctx.db)) queues.push(ctx.queues.carrierQueue(c.id));
+          for (const c of await allCarriers(ctx.db)) queues.push(...ctx.queues.carrierQueue(c.id).all);
         }
         const all = (await Promise.all(queues.map(durationsOf))).flat();
         if (all.length > 0) seconds[name] = all.reduce((s, d) => s + d, 0) / all.length;

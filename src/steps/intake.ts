@@ -116,7 +116,7 @@ export async function intake(
   await enqueueAfterCommit(
     ctx,
     'allocation',
-    () => ctx.queues.add('allocation', { orderId: order.id, attempt: order.attempt }, order.priority),
+    () => ctx.queues.add('allocation', { orderId: order.id, attempt: order.attempt }, order),
     deadline,
   );
   await enqueueNotifications(ctx, created.notifications, order.priority, deadline);

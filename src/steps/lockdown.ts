@@ -145,7 +145,11 @@ async function enqueueInOrder(ctx: Context, queue: ResumeQueue, list: LoadedOrde
   if (due.length > 0) {
     await ctx.queues.addBulk(
       queue,
-      due.map((o) => ({ data: { orderId: o.id, attempt: o.attempt }, priority: o.priority })),
+      due.map((o) => ({
+        data: { orderId: o.id, attempt: o.attempt },
+        priority: o.priority,
+        shopId: o.shopId,
+      })),
     );
   }
   return busy;

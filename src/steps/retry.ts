@@ -42,7 +42,7 @@ export async function retryOrder(ctx: Context, id: string): Promise<LoadedOrder>
       const { order } = moved;
       ctx.log.info({ orderId: order.id, attempt: order.attempt }, 'failed order retried by an operator');
       await enqueueAfterCommit(ctx, 'allocation', () =>
-        ctx.queues.add('allocation', { orderId: order.id, attempt: order.attempt }, order.priority),
+        ctx.queues.add('allocation', { orderId: order.id, attempt: order.attempt }, order),
       );
       await afterMove(ctx, moved);
       return order;

@@ -15,7 +15,7 @@ import { QUEUE_NAMES } from '../queues/topology.js';
 /** Jobs that are still to be done or being done: what a queue's depth counts. */
 const DEPTH_STATES = ['waiting', 'prioritized', 'delayed', 'active'] as const;
 
-async function depthOf(queue: Queue): Promise<number> {
+async function depthOf(queue: Pick<Queue, 'getJobCounts'>): Promise<number> {
   const counts = await queue.getJobCounts(...DEPTH_STATES);
   return DEPTH_STATES.reduce((sum, state) => sum + (counts[state] ?? 0), 0);
 }

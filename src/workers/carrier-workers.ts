@@ -2,7 +2,8 @@ import type { Worker } from 'bullmq';
 import type { Context } from '../context.js';
 import { allCarriers } from '../db/carriers.js';
 import { carriersChannel } from '../queues/carrier-changes.js';
-import { CARRIER_RATE_WINDOW_MS, carrierQueueName } from '../queues/topology.js';
+import { roomIn } from '../integrations/sliding-log.js';
+import { CARRIER_RATE_WINDOW_MS, carrierRateKey } from '../queues/topology.js';
 
 export interface Limiter {
   max: number;
@@ -10,17 +11,20 @@ export interface Limiter {
 }
 
 /**
- * One Worker per carrier queue, carrying the carrier's `rateLimitPerSecond` as BullMQ's limiter
- * (kept in Redis, so the cap holds across every replica). The carriers table is read when a
- * change is announced on Redis and every `refreshMs` anyway: a new carrier gets its worker, and a
- * limit changed by PATCH takes effect by replacing the worker, without a restart.
+ * One worker per lane of each carrier (`dispatch.{carrierId}.{class}`), sharing a gate paced by
+ * the carrier's `rateLimitPerSecond`: a booking is let through only when the carrier's sliding log
+ * in Redis has room (the booking step takes that room right before its call), so the lanes share
+ * the carrier's calls, across every replica, by class. The
+ * carriers table is read when a change is announced on Redis and every `refreshMs` anyway: a new
+ * carrier gets its workers, and a limit changed by PATCH takes effect by replacing them, without
+ * a restart.
  */
 export function startCarrierWorkers(
   ctx: Context,
-  makeWorker: (queueName: string, limiter: Limiter | undefined) => Worker,
+  makeWorkers: (carrierId: string, pace: (() => Promise<number>) | undefined) => Worker[],
   refreshMs: number,
 ): { ready: Promise<void>; close(): Promise<void> } {
-  const running = new Map<string, { worker: Worker; limit: number | null }>();
+  const running = new Map<string, { workers: Worker[]; limit: number | null }>();
   const retiring = new Set<Promise<void>>();
   let stopped = false;
 
@@ -32,14 +36,25 @@ export function startCarrierWorkers(
       const current = running.get(carrier.id);
       if (current && current.limit === limit) continue;
       if (current) {
-        // Jobs in flight finish under the old limit; the new worker takes the next ones.
-        const closing = current.worker.close().catch(() => undefined);
+        // Jobs in flight finish under the old limit; the new workers take the next ones.
+        const closing = Promise.all(current.workers.map((w) => w.close())).then(
+          () => undefined,
+          () => undefined,
+        );
         retiring.add(closing);
         void closing.then(() => retiring.delete(closing));
         ctx.log.info({ carrierId: carrier.id, rateLimitPerSecond: limit }, 'carrier rate limit changed');
       }
-      const limiter = limit ? { max: limit, duration: CARRIER_RATE_WINDOW_MS } : undefined;
-      running.set(carrier.id, { worker: makeWorker(carrierQueueName(carrier.id), limiter), limit });
+      const pace = limit
+        ? () =>
+            roomIn(
+              ctx.redis,
+              carrierRateKey(ctx.config.queuePrefix, carrier.id),
+              CARRIER_RATE_WINDOW_MS,
+              limit,
+            )
+        : undefined;
+      running.set(carrier.id, { workers: makeWorkers(carrier.id, pace), limit });
     }
   };
 
@@ -98,11 +113,10 @@ export function startCarrierWorkers(
       await ready;
       await reading;
       const force = ctx.redis.status !== 'ready';
-      await Promise.all([...running.values()].map(({ worker }) => worker.close(force)));
+      const all = [...running.values()].flatMap(({ workers }) => workers);
+      await Promise.all(all.map((worker) => worker.close(force)));
       await Promise.all([...retiring]);
-      await Promise.all(
-        [...running.values()].map(({ worker }) => worker.disconnect().catch(() => undefined)),
-      );
+      await Promise.all(all.map((worker) => worker.disconnect().catch(() => undefined)));
     },
   };
 }

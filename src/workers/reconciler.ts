@@ -97,9 +97,9 @@ function scanOf<R extends WaitingRow, Q extends QueueName>(
         return {
           id: row.id,
           key: row.key,
-          queue: ctx.queues.queueOf(queue, data),
+          queue: ctx.queues.queueOf(queue, data, row.priority),
           jobId: TOPOLOGY[queue].jobId(data),
-          add: () => ctx.queues.add(queue, data, row.priority),
+          add: () => ctx.queues.add(queue, data, row),
         };
       });
       const last = rows.at(-1);

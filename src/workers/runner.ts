@@ -2,13 +2,24 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Context } from '../context.js';
 import type { Channel } from '../domain/notify.js';
 import type { Metrics } from '../metrics.js';
-import { NOTIFICATION_CHANNELS, notificationQueueName, type QueueName } from '../queues/topology.js';
+import { PRIORITIES, type Priority } from '../domain/priority.js';
+import { fairTake } from '../queues/fair.js';
+import {
+  carrierLaneName,
+  isLaned,
+  laneName,
+  NOTIFICATION_CHANNELS,
+  notificationQueueName,
+  type LanedStage,
+  type QueueName,
+} from '../queues/topology.js';
 import { allocate } from '../steps/allocate.js';
 import { cancelBooking } from '../steps/cancel-booking.js';
 import { bookCall, dispatch, type DispatchResult } from '../steps/dispatch.js';
 import { sendNotification } from '../steps/notify.js';
 import { cappedBackoff } from './backoff.js';
 import { startCarrierWorkers, type Limiter } from './carrier-workers.js';
+import { LaneGate } from './lane-gate.js';
 import { LOCKDOWN_TICK_MS, lockdownPassOnce } from '../steps/lockdown.js';
 import { BACKORDER_TICK_MS, backorderPassOnce } from '../steps/backorders.js';
 import { startTicker } from './ticker.js';
@@ -32,7 +43,7 @@ async function settle(result: DispatchResult, job: Job, token?: string): Promise
   throw new DelayedError();
 }
 
-/** Booking calls, on every carrier's queue (`dispatch.{carrierId}`). */
+/** Booking calls, on every carrier's lanes (`dispatch.{carrierId}.{class}`). */
 const bookingProcessor: Processor = async (ctx, job, token) =>
   settle(await bookCall(ctx, job.data), job, token);
 
@@ -70,19 +81,36 @@ export interface WorkerPool {
   close(): Promise<void>;
 }
 
+interface Lane {
+  gate: LaneGate;
+  lane: Priority;
+}
+
 function makeWorker(
   ctx: Context,
   name: string,
   label: QueueName,
   processor: Processor,
   metrics: Metrics | undefined,
-  limiter?: Limiter,
+  options: { limiter?: Limiter; lane?: Lane } = {},
 ): Worker {
+  const { limiter, lane } = options;
+  const work = async (job: Job, token?: string) => {
+    const started = performance.now();
+    const result = await processor(ctx, job, token);
+    metrics?.jobDuration.observe({ queue: label }, (performance.now() - started) / 1000);
+    return result;
+  };
   const worker = new Worker(
     name,
     async (job, token) => {
       try {
-        return await processor(ctx, job, token);
+        if (!lane) return await work(job, token);
+        // Its turn taken: the lane's frontier moves up to it (queues/fair.ts); then a slot.
+        await fairTake(ctx.redis, ctx.config.queuePrefix, name, job.opts.priority ?? 0).catch(
+          () => undefined,
+        );
+        return await lane.gate.run(lane.lane, () => work(job, token));
       } catch (error) {
         if (error instanceof UnrecoverableError || error instanceof DelayedError) throw error;
         ctx.log.warn(
@@ -95,7 +123,9 @@ function makeWorker(
     {
       connection: ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true }),
       prefix: ctx.config.queuePrefix,
-      concurrency: ctx.config.workerConcurrency,
+      // A lane's worker takes twice the stage's slots, so that when a slot frees, the lane that
+      // just used it has its next job waiting at the gate already.
+      concurrency: lane ? 2 * ctx.config.workerConcurrency : ctx.config.workerConcurrency,
       lockDuration: ctx.config.workerLockDurationMs,
       stalledInterval: ctx.config.workerStalledIntervalMs,
       maxStalledCount: 3,
@@ -108,36 +138,66 @@ function makeWorker(
     if (job && isFinalAttempt(job))
       ctx.log.error({ queue: name, jobId: job.id, err: error }, 'job failed for good');
   });
-  worker.on('completed', (job) => {
-    if (metrics && job.processedOn && job.finishedOn) {
-      metrics.jobDuration.observe({ queue: label }, (job.finishedOn - job.processedOn) / 1000);
-    }
-  });
   return worker;
 }
 
-/** One BullMQ Worker per served queue (and, with `dispatch`, one per carrier queue), plus the reconciler. */
+/**
+ * One worker per lane of a stage (or of a carrier's booking calls), sharing one gate of
+ * WORKER_CONCURRENCY slots: the lanes are taken by share (domain/lanes.ts), not each on its own.
+ */
+/** The longest a new stage's gate waits to hear from each of its lanes before its first admission. */
+const LANES_HEARD_TIMEOUT_MS = 2000;
+
+function laneWorkers(
+  ctx: Context,
+  names: Record<Priority, string>,
+  label: QueueName,
+  processor: Processor,
+  metrics: Metrics | undefined,
+  pace?: () => Promise<number>,
+): Worker[] {
+  const gate = new LaneGate(ctx.config.workerConcurrency, ctx.config.minShares, pace);
+  const workers = PRIORITIES.map((lane) =>
+    makeWorker(ctx, names[lane], label, processor, metrics, { lane: { gate, lane } }),
+  );
+  gate.holdUntilHeard(LANES_HEARD_TIMEOUT_MS);
+  PRIORITIES.forEach((lane, i) => workers[i].on('drained', () => gate.laneEmpty(lane)));
+  return workers;
+}
+
+const stageLaneNames = (stage: LanedStage) =>
+  Object.fromEntries(PRIORITIES.map((c) => [c, laneName(stage, c)])) as Record<Priority, string>;
+
+/** BullMQ Workers for every served queue and lane (and, with `dispatch`, every carrier's lanes), plus the reconciler. */
 export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Metrics): WorkerPool {
   // The notification stage is one worker per channel queue, each with its own limiter, so a
   // failing or slow channel never holds up the others.
   const workers = queueNames.flatMap((name) =>
     name === 'notification'
       ? NOTIFICATION_CHANNELS.map((channel) =>
-          makeWorker(
-            ctx,
-            notificationQueueName(channel),
-            name,
-            PROCESSORS.notification,
-            metrics,
-            channelLimiter(ctx, channel),
-          ),
+          makeWorker(ctx, notificationQueueName(channel), name, PROCESSORS.notification, metrics, {
+            limiter: channelLimiter(ctx, channel),
+          }),
         )
-      : [makeWorker(ctx, name, name, PROCESSORS[name], metrics)],
+      : isLaned(name)
+        ? laneWorkers(ctx, stageLaneNames(name), name, PROCESSORS[name], metrics)
+        : [makeWorker(ctx, name, name, PROCESSORS[name], metrics)],
   );
   const carrierWorkers = queueNames.includes('dispatch')
     ? startCarrierWorkers(
         ctx,
-        (queueName, limiter) => makeWorker(ctx, queueName, 'dispatch', bookingProcessor, metrics, limiter),
+        (carrierId, pace) =>
+          laneWorkers(
+            ctx,
+            Object.fromEntries(PRIORITIES.map((c) => [c, carrierLaneName(carrierId, c)])) as Record<
+              Priority,
+              string
+            >,
+            'dispatch',
+            bookingProcessor,
+            metrics,
+            pace,
+          ),
         ctx.config.carrierRefreshMs,
       )
     : undefined;

@@ -136,9 +136,9 @@ async function attemptLog(h: Harness, ids: string[]): Promise<string> {
 /** The orders' jobs in the dispatch queue and every carrier's booking queue, with their state. */
 async function jobLog(h: Harness, ids: string[]): Promise<string> {
   const queues = [
-    h.server.ctx.queues.byName.dispatch,
-    ...(await h.db.database.db.select({ id: carriers.id }).from(carriers)).map((c) =>
-      h.server.ctx.queues.carrierQueue(c.id),
+    ...h.server.ctx.queues.byName.dispatch.all,
+    ...(await h.db.database.db.select({ id: carriers.id }).from(carriers)).flatMap(
+      (c) => h.server.ctx.queues.carrierQueue(c.id).all,
     ),
   ];
   const lines: string[] = [];

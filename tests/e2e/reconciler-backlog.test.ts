@@ -178,7 +178,7 @@ describe('reconciler: a backlog larger than a page, live jobs sorting before los
     await cloneNotifications(ctx.db, template.notificationId, notes);
 
     // The live orders' jobs: some active (taken by a worker), some waiting, some delayed, the rest prioritized.
-    const allocation = ctx.queues.byName.allocation;
+    const allocation = ctx.queues.lanes.allocation.byClass.express;
     const plain = (o: OrderSeed, opts: { delay?: number } = {}) =>
       allocation.add(
         TOPOLOGY.allocation.jobName,
@@ -186,7 +186,7 @@ describe('reconciler: a backlog larger than a page, live jobs sorting before los
         { jobId: allocationId(o.id), ...opts },
       );
     for (const o of live.slice(0, 5)) await plain(o);
-    hand = manualWorker(server, 'allocation');
+    hand = manualWorker(server, 'allocation.express');
     const active: Job[] = [];
     for (let i = 0; i < 5; i++) active.push(await hand.worker.getNextJob(`hand-${i}`));
     expect(active.every(Boolean)).toBe(true);
@@ -194,7 +194,7 @@ describe('reconciler: a backlog larger than a page, live jobs sorting before los
     for (const o of live.slice(15, 25)) await plain(o, { delay: HOUR });
     await ctx.queues.addBulk(
       'allocation',
-      live.slice(25).map((o) => ({ data: { orderId: o.id, attempt: 1 }, priority: 'standard' as const })),
+      live.slice(25).map((o) => ({ data: { orderId: o.id, attempt: 1 }, priority: 'express' as const })),
     );
     await ctx.queues.addBulk(
       'notification',
@@ -226,7 +226,7 @@ describe('reconciler: a backlog larger than a page, live jobs sorting before los
     const lostAllocated = lost.filter((o) => o.status === 'allocated').map((o) => dispatchId(o.id));
     expect(lostAllocated.length).toBeGreaterThan(0);
     for (const state of await statesOf(allocation, lostReceived)) expect(state).toBe('prioritized');
-    for (const state of await statesOf(ctx.queues.byName.dispatch, lostAllocated))
+    for (const state of await statesOf(ctx.queues.lanes.dispatch.byClass.express, lostAllocated))
       expect(state).toBe('prioritized');
     for (const state of await statesOf(
       ctx.queues.notification[template.channel],
@@ -290,13 +290,13 @@ describe('reconciler: work that moved on between the scan and the re-enqueue', (
     const [sentNote, lostNote] = notes.map((n) => n.id);
 
     // `finished` ran to completion (its job is in the completed set).
-    const allocation = ctx.queues.byName.allocation;
+    const allocation = ctx.queues.lanes.allocation.byClass.express;
     await allocation.add(
       TOPOLOGY.allocation.jobName,
       { orderId: finished, attempt: 1 },
       { jobId: allocationId(finished) },
     );
-    hand = manualWorker(server, 'allocation');
+    hand = manualWorker(server, 'allocation.express');
     const job = await hand.worker.getNextJob('hand');
     expect(job.id).toBe(allocationId(finished));
     await job.moveToCompleted('allocated', 'hand', false);
@@ -337,7 +337,7 @@ describe('reconciler: work that moved on between the scan and the re-enqueue', (
     expect(pass.requeued).toBe(3); // stillLost, alsoLost, lostNote
 
     expect(await allocation.getJobState(allocationId(movedOn))).toBe('unknown');
-    expect(await ctx.queues.byName.dispatch.getJobState(dispatchId(movedOn))).toBe('unknown');
+    expect(await ctx.queues.lanes.dispatch.byClass.express.getJobState(dispatchId(movedOn))).toBe('unknown');
     expect(await allocation.getJobState(allocationId(finished))).toBe('completed');
     expect((await allocation.getJob(allocationId(finished)))?.finishedOn).toBe(completedAt);
     expect(await ctx.queues.notification[template.channel].getJobState(notificationId(sentNote))).toBe(
@@ -381,14 +381,14 @@ describe('reconciler: a failed job whose work is still due', () => {
     const order: OrderSeed = { id: randomUUID(), status: 'received', updatedAt: new Date(Date.now() - HOUR) };
     await cloneOrders(ctx.db, template.orderId, [order]);
 
-    const allocation = ctx.queues.byName.allocation;
+    const allocation = ctx.queues.lanes.allocation.byClass.express;
     const jobId = allocationId(order.id);
     await allocation.add(
       TOPOLOGY.allocation.jobName,
       { orderId: order.id, attempt: 1 },
       { jobId, attempts: 2, backoff: { type: 'fixed', delay: 0 } },
     );
-    hand = manualWorker(server, 'allocation');
+    hand = manualWorker(server, 'allocation.express');
     for (const token of ['first', 'second']) {
       const job = await hand.worker.getNextJob(token);
       expect(job?.id).toBe(jobId);

@@ -214,7 +214,7 @@ describe('customer messages on their channels', () => {
       const jobId = TOPOLOGY.notification.jobId({ notificationId: row.id, channel });
       await waitFor(async () => (await queue.getJobState(jobId)) === 'completed', 'first job completed');
       await queue.remove(jobId);
-      await ctx.queues.add('notification', { notificationId: row.id, channel }, 'standard');
+      await ctx.queues.add('notification', { notificationId: row.id, channel }, { priority: 'standard' });
       await waitFor(async () => (await queue.getJobState(jobId)) === 'completed', 'second job completed');
       expect((await queue.getJob(jobId))?.returnvalue).toBe('skipped');
     }

@@ -1,6 +1,7 @@
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orderEvents } from '../../src/db/schema.js';
+import type { Priority } from '../../src/domain/priority.js';
 import { TOPOLOGY } from '../../src/queues/topology.js';
 import {
   createShop,
@@ -55,14 +56,14 @@ describe('queues: every job prioritised, ids derived from the work, finished job
     await db?.drop();
   });
 
-  it('maps essential, express and standard to BullMQ priorities 1, 2 and 3 under ids derived from the order', async () => {
-    const expected: Record<string, number> = { essential: 1, express: 2, standard: 3 };
+  it('puts each class in its own lane, every job with an explicit priority, under ids derived from the order', async () => {
     for (const [priority, id] of Object.entries(placed)) {
-      const job = await api.ctx.queues.byName.allocation.getJob(
-        TOPOLOGY.allocation.jobId({ orderId: id, attempt: 1 }),
-      );
+      const lane = api.ctx.queues.lanes.allocation.byClass[priority as Priority];
+      expect(lane.name).toBe(`allocation.${priority}`);
+      const job = await lane.getJob(TOPOLOGY.allocation.jobId({ orderId: id, attempt: 1 }));
       expect(job?.data).toEqual({ orderId: id, attempt: 1 });
-      expect(job?.opts.priority).toBe(expected[priority]);
+      // The shop's turn in the lane: its first order there.
+      expect(job?.opts.priority).toBe(1);
       expect(job?.opts.removeOnComplete).toMatchObject({
         age: expect.any(Number),
         count: expect.any(Number),
@@ -84,7 +85,7 @@ describe('queues: every job prioritised, ids derived from the work, finished job
 
   it('enqueueing the same stage twice keeps one job', async () => {
     const id = placed.standard;
-    await api.ctx.queues.add('allocation', { orderId: id, attempt: 1 }, 'standard');
+    await api.ctx.queues.add('allocation', { orderId: id, attempt: 1 }, { priority: 'standard' });
     const counts = await api.ctx.queues.byName.allocation.getJobCounts('prioritized', 'waiting');
     expect(counts.prioritized + counts.waiting).toBe(3);
   });

@@ -101,10 +101,25 @@ describe('loadConfig', () => {
     ['MIGRATE_ON_START', 'yes'],
     ['SHUTDOWN_TIMEOUT_MS', 'soon'],
     ['PUBLIC_URL', 'ftp://x'],
+    ['MIN_SHARE_STANDARD_PERCENT', '90'],
+    ['MIN_SHARE_EXPRESS_PERCENT', '-5'],
   ])('%s=%s throws a ConfigError naming the variable', (name, value) => {
     const error = configError({ [name]: value });
     expect(error.message).toContain(name);
     expect(error.message).not.toContain('\n');
+  });
+
+  it('reads the minimum shares of priority lanes, 10% standard and 20% express by default', () => {
+    expect(loadConfig({}).minShares).toEqual({ standard: 0.1, express: 0.2 });
+    expect(
+      loadConfig({ MIN_SHARE_STANDARD_PERCENT: '5', MIN_SHARE_EXPRESS_PERCENT: '30' }).minShares,
+    ).toEqual({
+      standard: 0.05,
+      express: 0.3,
+    });
+    expect(
+      configError({ MIN_SHARE_STANDARD_PERCENT: '50', MIN_SHARE_EXPRESS_PERCENT: '50' }).message,
+    ).toContain('below 100');
   });
 
   it('names the bad value too, so the operator sees what to fix', () => {

@@ -37,7 +37,7 @@ export async function registerBoard(
     for (const id of await carrierIds()) {
       if (shown.has(id)) continue;
       shown.add(id);
-      board.addQueue(new BullMQAdapter(queues.carrierQueue(id)));
+      for (const lane of queues.carrierQueue(id).all) board.addQueue(new BullMQAdapter(lane));
     }
   };
   const authenticate = adminAuthenticator(adminToken, { allowCookie: true });
