@@ -120,8 +120,9 @@ const STALE = Symbol('stale');
 
 /**
  * `read`, taken at most every `cacheMs` (one read at a time). A caller waits for a reading due
- * at most `quickMs`: a slow Redis never slows intake down — the last reading (or none:
- * undefined) stands in while the read finishes. A read over `timeoutMs` counts as failed.
+ * at most `quickMs`, and only within the first `quickMs` of the read: a slow Redis never slows
+ * intake down — the last reading (or none: undefined) stands in while the read finishes. A read
+ * over `timeoutMs` counts as failed.
  */
 export function cachedReader<T>(
   read: () => Promise<T>,
@@ -146,14 +147,23 @@ export function cachedReader<T>(
     return reading;
   }
 
+  let pendingSince = 0;
+
   return async () => {
     if (reading && now() - reading.at < cacheMs) return reading;
-    pending ??= take().finally(() => {
-      pending = undefined;
-    });
+    if (!pending) {
+      pendingSince = now();
+      pending = take().finally(() => {
+        pending = undefined;
+      });
+    }
+    // quickMs is spent once per read, not once per caller: when a read is slow (a slow Redis),
+    // the callers after its first quickMs go on at once with the last reading.
+    const left = quickMs - (now() - pendingSince);
+    if (left <= 0) return reading;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<typeof STALE>((resolve) => {
-      timer = setTimeout(() => resolve(STALE), quickMs);
+      timer = setTimeout(() => resolve(STALE), left);
     });
     const fresh = await Promise.race([pending, late]).finally(() => clearTimeout(timer));
     return fresh === STALE ? reading : fresh;

@@ -157,6 +157,11 @@ describe('backlog reading (shared by load shedding and the promise)', () => {
     value = 2;
     clock.t = BACKLOG_CACHE_MS;
     expect((await read())?.value).toBe(1); // the new read is slow: the last one stands in
+    // Past the read's first quickMs, callers do not wait at all.
+    clock.t += 20;
+    const at = Date.now();
+    expect((await read())?.value).toBe(1);
+    expect(Date.now() - at).toBeLessThan(15);
     release!();
     await new Promise((resolve) => setTimeout(resolve, 0));
     expect((await read())?.value).toBe(2);
