@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_JOB_SECONDS } from '../../src/domain/forecast.js';
 import { backlogByClass, sharedBacklog } from '../../src/queues/backlog.js';
 import type { CarrierSimulator } from '../../src/demo/carrier-simulator.js';
+import { promiseFor } from '../../src/steps/promise.js';
 import {
   newKey,
   orderBody,
@@ -125,9 +126,9 @@ describe('promises account for the backlog ahead', () => {
     const waits: number[] = [];
     let last = 0;
     for (let round = 0; round < 3; round++) {
-      await postOrders(30);
+      await postOrders(20);
       const ahead = (await settledBacklog()).standard;
-      expect(ahead).toBeGreaterThan(last + 20);
+      expect(ahead).toBeGreaterThanOrEqual(last + 20);
       last = ahead;
       const { waitMs, slackMs } = await promiseOffset('standard');
       // Exactly the jobs ahead × 50 ms, give or take the request's own duration.
@@ -135,23 +136,23 @@ describe('promises account for the backlog ahead', () => {
       expect(waitMs).toBeLessThanOrEqual(ahead * MS_PER_JOB + slackMs + 1);
       waits.push(waitMs);
     }
-    expect(waits[1]).toBeGreaterThan(waits[0] + 1_000);
-    expect(waits[2]).toBeGreaterThan(waits[1] + 1_000);
+    expect(waits[1]).toBeGreaterThan(waits[0] + 900);
+    expect(waits[2]).toBeGreaterThan(waits[1] + 900);
   });
 
   it('promises an essential order earlier than a standard one posted with it behind a standard backlog', async () => {
     const ahead = await settledBacklog();
     expect(ahead.essential).toBe(0);
-    expect(ahead.standard).toBeGreaterThan(60);
+    expect(ahead.standard).toBeGreaterThan(40);
     const [essential, standard] = await Promise.all([promiseOffset('essential'), promiseOffset('standard')]);
     expect(standard.waitMs).toBeGreaterThanOrEqual(ahead.standard * MS_PER_JOB - 1);
     // No essential work is ahead of it: its promise ignores the standard backlog.
     expect(essential.waitMs).toBeLessThanOrEqual(essential.slackMs + 1);
-    expect(essential.waitMs).toBeLessThan(standard.waitMs - 3_000);
+    expect(essential.waitMs).toBeLessThan(standard.waitMs - 2_000);
   });
 
   it('brings promises back near now + transit once workers drain the queues', async () => {
-    expect((await settledBacklog()).standard).toBeGreaterThan(60);
+    expect((await settledBacklog()).standard).toBeGreaterThan(40);
     worker = await startTestServer(db.database, {
       role: 'worker',
       env: { QUEUE_PREFIX: api.config.queuePrefix },
@@ -162,11 +163,33 @@ describe('promises account for the backlog ahead', () => {
         return Object.values(stages).every((c) => c.essential + c.express + c.standard === 0);
       },
       'the allocation and dispatch backlog drained',
-      45_000,
+      80_000,
     );
     expect(await settledBacklog()).toEqual({ essential: 0, express: 0, standard: 0 });
     const { waitMs, slackMs } = await promiseOffset('standard');
     expect(waitMs).toBeGreaterThanOrEqual(-1);
     expect(waitMs).toBeLessThanOrEqual(slackMs + 1);
+  }, 100_000);
+
+  it('promises without the wait when Redis is away, at once', async () => {
+    // An API process on the same database (so the same carrier and its transit), its Redis at a closed port.
+    const down = await startTestServer(db.database, {
+      role: 'api',
+      env: { REDIS_URL: 'redis://127.0.0.1:6390' },
+    });
+    try {
+      const now = new Date();
+      const started = Date.now();
+      const region = orderBody().shippingAddress.region;
+      const promised = await promiseFor(down.ctx, { now, priority: 'standard', region, restockEta: null });
+      expect(Date.now() - started).toBeLessThan(1_000);
+      expect(promised.getTime()).toBe(now.getTime() + TRANSIT_HOURS * HOUR);
+      // A restock's ETA still moves it, as without Redis before.
+      const restockEta = new Date(now.getTime() + 5 * HOUR);
+      const backordered = await promiseFor(down.ctx, { now, priority: 'standard', region, restockEta });
+      expect(backordered.getTime()).toBe(restockEta.getTime() + TRANSIT_HOURS * HOUR);
+    } finally {
+      await down.close();
+    }
   });
 });
