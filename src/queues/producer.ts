@@ -234,9 +234,14 @@ export class Queues {
     return lanes;
   }
 
-  /** Booking lanes made so far by this process. */
+  /** Booking lanes made so far by this process, each carrier's. */
+  knownCarrierLanes(): Lanes[] {
+    return [...this.carrierLanes.values()];
+  }
+
+  /** Booking lanes made so far by this process, as queues. */
   knownCarrierQueues(): Queue[] {
-    return [...this.carrierLanes.values()].flatMap((lanes) => lanes.all);
+    return this.knownCarrierLanes().flatMap((lanes) => lanes.all);
   }
 
   /** One booking call, after `delayMs` (a backoff or Retry-After), in its order's lane and turn. */

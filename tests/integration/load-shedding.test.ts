@@ -7,7 +7,7 @@
 import { count, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { orders } from '../../src/db/schema.js';
-import { BACKLOG_CACHE_MS } from '../../src/api/plugins/load-shedding.js';
+import { BACKLOG_CACHE_MS } from '../../src/queues/backlog.js';
 import { newKey, orderBody, seedShopWithStock, shopHeaders } from '../helpers/fixtures.js';
 import { startTestServer, testDatabase, type TestDatabase, type TestServer } from '../helpers/harness.js';
 import { expectProblem } from '../helpers/problem.js';

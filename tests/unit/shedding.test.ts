@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createIntakeGate, BACKLOG_CACHE_MS, type GateOptions } from '../../src/api/plugins/load-shedding.js';
+import { createIntakeGate, type GateOptions } from '../../src/api/plugins/load-shedding.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import {
   isShed,
@@ -8,6 +8,7 @@ import {
   RETRY_AFTER_UNMEASURED_S,
   shedPriorities,
 } from '../../src/domain/shedding.js';
+import { BACKLOG_CACHE_MS, cachedReader, warnSometimes } from '../../src/queues/backlog.js';
 
 const MARKS = { standard: 5, express: 10, essential: 15 };
 
@@ -111,74 +112,130 @@ describe('load shedding settings', () => {
   });
 });
 
-describe('intake gate', () => {
-  function gate(overrides: Partial<GateOptions> & { clock?: { t: number } } = {}) {
-    const clock = overrides.clock ?? { t: 0 };
-    const warnings: string[] = [];
-    const shed: string[] = [];
-    let reads = 0;
-    const g = createIntakeGate({
-      marks: MARKS,
-      maxPerSecond: undefined,
-      readBacklog: async () => {
-        reads++;
-        return 0;
-      },
-      takeCeilingSlot: async () => 0,
-      log: {
-        warn: (_obj: unknown, message: string) => warnings.push(message),
-      } as unknown as GateOptions['log'],
-      onShed: (p) => shed.push(p),
-      now: () => clock.t,
-      ...overrides,
-    });
-    return { gate: g, warnings, shed, clock, reads: () => reads };
-  }
-
-  it('reads the backlog at most once per cache period, and refuses shed priorities with 503 overloaded', async () => {
-    let backlog = 7;
-    let reads = 0;
+describe('backlog reading (shared by load shedding and the promise)', () => {
+  it('reads at most once per cache period, one read at a time', async () => {
     const clock = { t: 0 };
-    const { gate: g, shed } = gate({
-      clock,
-      readBacklog: async () => {
+    let reads = 0;
+    let value = 7;
+    const read = cachedReader(
+      async () => {
         reads++;
-        return backlog;
+        return value;
       },
-    });
-    const [a, b, c] = await Promise.all([g.admit('standard'), g.admit('express'), g.admit('essential')]);
+      { now: () => clock.t },
+    );
+    const all = await Promise.all([read(), read(), read()]);
     expect(reads).toBe(1);
-    expect(a).toMatchObject({ status: 503, code: 'overloaded' });
-    expect(a!.headers!['retry-after']).toMatch(/^\d+$/);
-    expect(b).toBeUndefined();
-    expect(c).toBeUndefined();
-    expect(shed).toEqual(['standard']);
-
-    backlog = 0;
+    expect(all.map((r) => r?.value)).toEqual([7, 7, 7]);
+    value = 0;
     clock.t = BACKLOG_CACHE_MS - 1;
-    expect(await g.admit('standard')).toBeDefined(); // still the cached reading
+    expect((await read())?.value).toBe(7); // still the cached reading
     expect(reads).toBe(1);
     clock.t = BACKLOG_CACHE_MS;
-    expect(await g.admit('standard')).toBeUndefined();
+    expect(await read()).toEqual({ value: 0, at: BACKLOG_CACHE_MS });
     expect(reads).toBe(2);
   });
 
-  it('takes orders when the backlog cannot be read, warning at most once a minute', async () => {
+  it('never keeps a caller waiting more than quickMs: the last reading (or none) stands in', async () => {
     const clock = { t: 0 };
-    const { gate: g, warnings } = gate({
-      clock,
-      readBacklog: async () => {
+    let release: (() => void) | undefined;
+    let value = 1;
+    const read = cachedReader(
+      () =>
+        new Promise<number>((resolve) => {
+          const v = value;
+          release = () => resolve(v);
+        }),
+      { now: () => clock.t, quickMs: 20 },
+    );
+    const started = Date.now();
+    expect(await read()).toBeUndefined(); // nothing read yet
+    expect(Date.now() - started).toBeLessThan(500);
+    release!();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect((await read())?.value).toBe(1);
+    value = 2;
+    clock.t = BACKLOG_CACHE_MS;
+    expect((await read())?.value).toBe(1); // the new read is slow: the last one stands in
+    // Past the read's first quickMs, callers do not wait at all.
+    clock.t += 20;
+    const at = Date.now();
+    expect((await read())?.value).toBe(1);
+    expect(Date.now() - at).toBeLessThan(15);
+    release!();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect((await read())?.value).toBe(2);
+  });
+
+  it('answers a failed read as no value, and warns at most once a minute', async () => {
+    const clock = { t: 0 };
+    const warnings: string[] = [];
+    const read = cachedReader(
+      async () => {
         throw new Error('Connection is closed.');
       },
-    });
+      {
+        now: () => clock.t,
+        onError: warnSometimes(
+          { warn: (_obj: unknown, message: string) => warnings.push(message) } as never,
+          'cannot read',
+        ),
+      },
+    );
     for (let i = 0; i < 10; i++) {
       clock.t += BACKLOG_CACHE_MS;
-      expect(await g.admit('standard')).toBeUndefined();
+      expect((await read())?.value).toBeUndefined();
     }
     expect(warnings).toHaveLength(1);
     clock.t += 60_000;
-    expect(await g.admit('standard')).toBeUndefined();
+    await read();
     expect(warnings).toHaveLength(2);
+  });
+});
+
+describe('intake gate', () => {
+  function gate(overrides: Partial<GateOptions> = {}) {
+    const shed: string[] = [];
+    const g = createIntakeGate({
+      marks: MARKS,
+      maxPerSecond: undefined,
+      readBacklog: async () => ({ value: 0, at: 0 }),
+      takeCeilingSlot: async () => 0,
+      onShed: (p) => shed.push(p),
+      ...overrides,
+    });
+    return { gate: g, shed };
+  }
+
+  it('refuses shed priorities with 503 overloaded and Retry-After', async () => {
+    const { gate: g, shed } = gate({ readBacklog: async () => ({ value: 7, at: 0 }) });
+    const [a, b, c] = await Promise.all([g.admit('standard'), g.admit('express'), g.admit('essential')]);
+    expect(a).toMatchObject({ status: 503, code: 'overloaded' });
+    expect(a!.headers!['retry-after']).toBe(String(RETRY_AFTER_UNMEASURED_S));
+    expect(b).toBeUndefined();
+    expect(c).toBeUndefined();
+    expect(shed).toEqual(['standard']);
+  });
+
+  it('measures the drain from successive readings for Retry-After', async () => {
+    const readings = [
+      { value: 30, at: 0 },
+      { value: 30, at: 0 }, // the same reading again: no new sample
+      { value: 20, at: 1000 }, // 10 jobs taken in 1 s
+    ];
+    const { gate: g } = gate({ readBacklog: async () => readings.shift() });
+    await g.admit('standard');
+    await g.admit('standard');
+    const refused = await g.admit('standard');
+    // 20 − 5 + 1 = 16 jobs to go below standard's watermark at 10/s → 2 s.
+    expect(refused!.headers!['retry-after']).toBe('2');
+  });
+
+  it('takes orders when the backlog is not known', async () => {
+    const { gate: g } = gate({ readBacklog: async () => undefined });
+    expect(await g.admit('standard')).toBeUndefined();
+    const { gate: failed } = gate({ readBacklog: async () => ({ value: undefined, at: 0 }) });
+    expect(await failed.admit('standard')).toBeUndefined();
   });
 
   it('answers 429 rate_limited over the ceiling; essential is let through but still counted', async () => {
@@ -204,7 +261,7 @@ describe('intake gate', () => {
     let taken = 0;
     const { gate: g } = gate({
       maxPerSecond: 3,
-      readBacklog: async () => 20,
+      readBacklog: async () => ({ value: 20, at: 0 }),
       takeCeilingSlot: async () => {
         taken++;
         return 0;

@@ -10,7 +10,7 @@ import {
 } from '../../domain/shedding.js';
 import { AppError } from '../../errors.js';
 import { takeSlot } from '../../integrations/sliding-log.js';
-import type { Logger } from '../../logger.js';
+import { sharedBacklog, type Reading } from '../../queues/backlog.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,19 +19,8 @@ declare module 'fastify' {
   }
 }
 
-/** How long one reading of the backlog is used by this process. */
-export const BACKLOG_CACHE_MS = 250;
-/** How long a request waits for a reading due before it goes on with the last one. */
-const QUICK_READ_MS = 50;
-const STALE = Symbol('stale');
-/** A reading that takes longer than this counts as failed (do not shed). */
-const READ_TIMEOUT_MS = 1_000;
-/** A failed reading is logged at most once in this period. */
-const WARN_EVERY_MS = 60_000;
 /** The global intake ceiling's window. */
 const CEILING_WINDOW_MS = 1_000;
-/** Job states that count as backlog: taken by no worker yet. */
-const BACKLOG_STATES = ['waiting', 'prioritized', 'delayed'] as const;
 
 export interface IntakeGate {
   /**
@@ -45,71 +34,33 @@ export interface GateOptions {
   marks: Watermarks;
   /** Orders per second across every replica; undefined: no ceiling. */
   maxPerSecond: number | undefined;
-  /** The backlog as the workers see it; may throw (Redis away). */
-  readBacklog(): Promise<number>;
+  /**
+   * The latest reading of the backlog as the workers see it (a cached, shared reading: see
+   * queues/backlog.ts sharedBacklog); undefined, or a reading without a value: not known (do
+   * not shed).
+   */
+  readBacklog(): Promise<Reading<number> | undefined>;
   /** Takes one slot of the global ceiling: 0 when accepted, else the ms until one frees. */
   takeCeilingSlot(max: number, always: boolean): Promise<number>;
-  log: Pick<Logger, 'warn'>;
   /** Called for each shed order. */
   onShed?(priority: Priority): void;
-  now?(): number;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The gate's rules over injected reads, so they can be tested without Redis. */
 export function createIntakeGate(options: GateOptions): IntakeGate {
-  const now = options.now ?? Date.now;
-  let reading: { backlog: number | undefined; at: number } | undefined;
-  let pending: Promise<number | undefined> | undefined;
   let lastSample: BacklogSample | undefined;
   let drain: number | undefined;
-  let warnedAt = -Infinity;
 
-  async function read(): Promise<number | undefined> {
-    const at = now();
-    let backlog: number | undefined;
-    try {
-      backlog = await withTimeout(options.readBacklog(), READ_TIMEOUT_MS);
-      const sample = { backlog, at };
+  /** The backlog now, or undefined; each new reading also updates the measured drain. */
+  async function backlog(): Promise<number | undefined> {
+    const reading = await options.readBacklog();
+    if (reading?.value === undefined) return undefined;
+    if (!lastSample || reading.at > lastSample.at) {
+      const sample = { backlog: reading.value, at: reading.at };
       drain = nextDrain(lastSample, sample, drain);
       lastSample = sample;
-    } catch (error) {
-      // Not knowing the backlog is no reason to refuse orders: take them, and say so now and then.
-      if (at - warnedAt >= WARN_EVERY_MS) {
-        warnedAt = at;
-        options.log.warn(
-          { err: (error as Error).message },
-          'load shedding: cannot read the backlog; not shedding',
-        );
-      }
     }
-    reading = { backlog, at };
-    return backlog;
-  }
-
-  /**
-   * The backlog, read at most every BACKLOG_CACHE_MS by this process (one read at a time). A
-   * request waits for a fresh reading only QUICK_READ_MS: a slow Redis never slows intake down —
-   * the last reading (or none: do not shed) stands in while the read finishes.
-   */
-  async function backlog(): Promise<number | undefined> {
-    if (reading && now() - reading.at < BACKLOG_CACHE_MS) return reading.backlog;
-    pending ??= read().finally(() => {
-      pending = undefined;
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<typeof STALE>((resolve) => {
-      timer = setTimeout(() => resolve(STALE), QUICK_READ_MS);
-    });
-    const fresh = await Promise.race([pending, late]).finally(() => clearTimeout(timer));
-    return fresh === STALE ? reading?.backlog : fresh;
+    return reading.value;
   }
 
   return {
@@ -141,19 +92,19 @@ export function createIntakeGate(options: GateOptions): IntakeGate {
   };
 }
 
-/** The gate of one API process: its backlog from the allocation and dispatch queues in Redis. */
+/**
+ * The gate of one API process: its backlog from the allocation and dispatch queues in Redis,
+ * the reading this process shares with the delivery promise (queues/backlog.ts).
+ */
 export function intakeGate(ctx: Context, onShed?: (priority: Priority) => void): IntakeGate {
-  const stages = [ctx.queues.byName.allocation, ctx.queues.byName.dispatch];
+  const reading = sharedBacklog(ctx);
   return createIntakeGate({
     marks: ctx.config.shedAt,
     maxPerSecond: ctx.config.intakeMaxPerSecond,
-    log: ctx.log,
     onShed,
     async readBacklog() {
-      // Redis away: BullMQ would wait for it; not knowing is answered at once instead.
-      if (ctx.queues.connection.status !== 'ready') throw new Error('Redis is not connected');
-      const counts = await Promise.all(stages.map((queue) => queue.getJobCounts(...BACKLOG_STATES)));
-      return counts.reduce((sum, c) => sum + BACKLOG_STATES.reduce((n, state) => n + (c[state] ?? 0), 0), 0);
+      const current = await reading();
+      return current && { value: current.value?.untaken, at: current.at };
     },
     takeCeilingSlot: (max, always) =>
       takeSlot(ctx.redis, `${ctx.config.queuePrefix}:ratelimit:intake`, CEILING_WINDOW_MS, max, always),
