@@ -1,25 +1,36 @@
 import { ShareLedger, type MinShares } from '../domain/lanes.js';
 import { PRIORITIES, type Priority } from '../domain/priority.js';
 
+/** How long an idle gate gathers arriving work before its first admission. */
+export const GATHER_MS = 20;
+/** How long a slot kept for a lane's next job waits for it before going to another lane. */
+export const RESERVE_MS = 250;
+
 /**
  * The slots of one stage in one process, shared by the stage's lanes. Each lane's worker hands
- * the jobs it took to `run`; while every slot is busy they wait here, and a freed slot goes to the
- * lane the ShareLedger picks (highest class first, each lower class kept at its minimum share).
+ * the jobs it took to `run`; a slot goes to the lane the ShareLedger picks (highest class first,
+ * each lower class kept at its minimum share) among the lanes with work: jobs waiting here, or —
+ * since its worker last brought one and has not found its queue empty since — more in Redis. A
+ * slot picked for a lane whose next job is still on its way from Redis is kept for it (up to
+ * RESERVE_MS), so that a lower class's job waiting here does not overtake a higher class's
+ * backlog just because that backlog is one round trip further away.
  *
- * `pace`, for booking calls: a freed slot is handed on only once the carrier's rate allows another
+ * `pace`, for booking calls: a slot is handed on only once the carrier's rate allows another
  * call (answering the ms to wait, 0 when a call may go), so the rate limit — not the slots — is
  * what the lanes share, and the shares are of the calls the carrier takes.
  */
-/** How long an idle gate gathers arriving work before its first admission. */
-export const GATHER_MS = 20;
-
 export class LaneGate {
   private running = 0;
   private readonly waiting: Record<Priority, (() => void)[]> = { essential: [], express: [], standard: [] };
+  /** Lanes whose worker last brought a job and has not found the queue empty since. */
+  private readonly backlogged = new Set<Priority>();
   private readonly ledger: ShareLedger;
   private pumping = false;
   private open = true;
   private gathering = false;
+  private unheard = new Set<Priority>();
+  /** The lane a slot is kept for, until its next job arrives or RESERVE_MS passes. */
+  private reserved: { lane: Priority; timer: NodeJS.Timeout } | null = null;
   /** Admissions per class since start, for tests and logs. */
   readonly admitted: Record<Priority, number> = { essential: 0, express: 0, standard: 0 };
 
@@ -30,8 +41,6 @@ export class LaneGate {
   ) {
     this.ledger = new ShareLedger(minShares);
   }
-
-  private unheard = new Set<Priority>();
 
   /**
    * Admits nothing until every lane has been heard from — it brought work, or its worker found it
@@ -45,9 +54,12 @@ export class LaneGate {
     setTimeout(() => this.openUp(), timeoutMs).unref();
   }
 
-  /** The lane's worker found nothing to take. */
+  /** The lane's worker found its queue empty. */
   laneEmpty(lane: Priority): void {
+    this.backlogged.delete(lane);
     this.heard(lane);
+    if (this.reserved?.lane === lane) this.release();
+    this.pump();
   }
 
   private heard(lane: Priority): void {
@@ -65,6 +77,7 @@ export class LaneGate {
   async run<T>(lane: Priority, work: () => Promise<T>): Promise<T> {
     await new Promise<void>((resolve) => {
       this.waiting[lane].push(resolve);
+      this.backlogged.add(lane);
       this.heard(lane);
       if (this.running === 0 && !this.gathering && this.open) {
         // The stage was idle: work arriving together (a burst, resumed orders) lands in several
@@ -85,12 +98,15 @@ export class LaneGate {
     }
   }
 
-  private waitingCounts(): Record<Priority, number> {
-    return Object.fromEntries(PRIORITIES.map((c) => [c, this.waiting[c].length])) as Record<Priority, number>;
+  /** Per lane, whether it has work: jobs waiting here, or more in Redis. */
+  private demand(): Record<Priority, number> {
+    return Object.fromEntries(
+      PRIORITIES.map((c) => [c, this.waiting[c].length + (this.backlogged.has(c) ? 1 : 0)]),
+    ) as Record<Priority, number>;
   }
 
-  private hasWaiting(): boolean {
-    return PRIORITIES.some((c) => this.waiting[c].length > 0);
+  private hasDemand(): boolean {
+    return PRIORITIES.some((c) => this.waiting[c].length > 0 || this.backlogged.has(c));
   }
 
   private admit(lane: Priority): void {
@@ -100,13 +116,27 @@ export class LaneGate {
     resolve();
   }
 
-  /** Hands free slots on while work waits; one loop at a time (it may wait for the pace). */
+  private release(): void {
+    if (!this.reserved) return;
+    clearTimeout(this.reserved.timer);
+    this.reserved = null;
+  }
+
+  /** Hands free slots on while there is work; one loop at a time (it may wait for the pace). */
   private pump(): void {
     if (this.pumping || !this.open || this.gathering) return;
     this.pumping = true;
     void (async () => {
       try {
-        while (this.running < this.slots && this.hasWaiting()) {
+        while (this.running < this.slots) {
+          if (this.reserved) {
+            const lane = this.reserved.lane;
+            if (this.waiting[lane].length === 0) break; // its job is on its way
+            this.release();
+            this.admit(lane);
+            continue;
+          }
+          if (!this.hasDemand()) break;
           if (this.pace) {
             const waitMs = await this.pace().catch(() => 0); // Redis away: the call's own check decides
             if (waitMs > 0) {
@@ -115,8 +145,20 @@ export class LaneGate {
             }
           }
           // Picked after the pace: work that arrived while waiting for it competes too.
-          const lane = this.ledger.next(this.waitingCounts());
-          if (lane) this.admit(lane);
+          const lane = this.ledger.next(this.demand());
+          if (!lane) break;
+          if (this.waiting[lane].length > 0) {
+            this.admit(lane);
+            continue;
+          }
+          const timer = setTimeout(() => {
+            // It did not come: the lane counts as empty until its worker brings a job again.
+            this.backlogged.delete(lane);
+            this.release();
+            this.pump();
+          }, RESERVE_MS);
+          timer.unref();
+          this.reserved = { lane, timer };
         }
       } finally {
         this.pumping = false;

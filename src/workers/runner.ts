@@ -123,9 +123,11 @@ function makeWorker(
     {
       connection: ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true }),
       prefix: ctx.config.queuePrefix,
-      // A lane's worker takes twice the stage's slots, so that when a slot frees, the lane that
-      // just used it has its next job waiting at the gate already.
-      concurrency: lane ? 2 * ctx.config.workerConcurrency : ctx.config.workerConcurrency,
+      // A lane's worker takes more than the stage's slots (at least 4 more), so that when a slot
+      // frees, the lane that just used it has its next jobs waiting at the gate already.
+      concurrency: lane
+        ? ctx.config.workerConcurrency + Math.max(ctx.config.workerConcurrency, LANE_PREFETCH)
+        : ctx.config.workerConcurrency,
       lockDuration: ctx.config.workerLockDurationMs,
       stalledInterval: ctx.config.workerStalledIntervalMs,
       maxStalledCount: 3,
@@ -146,7 +148,9 @@ function makeWorker(
  * WORKER_CONCURRENCY slots: the lanes are taken by share (domain/lanes.ts), not each on its own.
  */
 /** The longest a new stage's gate waits to hear from each of its lanes before its first admission. */
-const LANES_HEARD_TIMEOUT_MS = 2000;
+const LANES_HEARD_TIMEOUT_MS = 5000;
+/** Jobs a lane's worker holds at its gate beyond the stage's slots, at least. */
+const LANE_PREFETCH = 4;
 
 function laneWorkers(
   ctx: Context,
