@@ -1,6 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Context } from '../context.js';
-import { allCarriers } from '../db/carriers.js';
 import { findByIdempotencyKey, insertOrder } from '../db/intake.js';
 import type { OrderRow } from '../db/orders.js';
 import type { Address, Customer } from '../db/schema.js';
@@ -9,8 +8,8 @@ import { unknownSkus } from '../db/stock.js';
 import { requestHash } from '../domain/canonical.js';
 import { CUSTOMER_CHANNELS } from '../domain/notify.js';
 import type { Priority } from '../domain/priority.js';
-import { promiseAt, transitHoursFor } from '../domain/promise.js';
 import { restockEtaFor } from './allocate.js';
+import { promiseFor } from './promise.js';
 import { AppError } from '../errors.js';
 import { enqueueAfterCommit, enqueueNotifications } from '../queues/enqueue.js';
 
@@ -75,10 +74,7 @@ export async function intake(
   const priority = body.priority ?? 'standard';
   // An order only a restock can fill is promised from that restock's ETA, not from now.
   const restockEta = await restockEtaFor(ctx, { id, priority, createdAt: now, region }, body.items);
-  const promisedBy = promiseAt(
-    restockEta && restockEta > now ? restockEta : now,
-    transitHoursFor(await allCarriers(ctx.db), region, ctx.config.defaultTransitHours),
-  );
+  const promisedBy = await promiseFor(ctx, { now, priority, region, restockEta });
   const created = await insertOrder(
     ctx.db,
     {
