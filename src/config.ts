@@ -55,6 +55,11 @@ export interface Config {
   shedAt: Watermarks;
   /** Orders per second all shops together may post (INTAKE_MAX_PER_SECOND); undefined: no ceiling. */
   intakeMaxPerSecond: number | undefined;
+  /**
+   * Group commit (INTAKE_BATCH_MS / INTAKE_BATCH_SIZE): concurrent orders are gathered for at most
+   * `ms` or until `size` are waiting, then written in one transaction (steps/intake-batch.ts).
+   */
+  intakeBatch: { ms: number; size: number };
   /** Carrier circuit breakers (BREAKER_*); every process should run with the same. */
   breaker: {
     failureThreshold: number;
@@ -240,6 +245,10 @@ export function loadConfig(env: Env = process.env): Config {
     stockRiskHours: int(env, 'STOCK_RISK_HOURS', 72, 1, 24 * 365),
     shedAt: watermarks(env),
     intakeMaxPerSecond: int(env, 'INTAKE_MAX_PER_SECOND', 0, 0, 1_000_000) || undefined,
+    intakeBatch: {
+      ms: int(env, 'INTAKE_BATCH_MS', 2, 0, 1_000),
+      size: int(env, 'INTAKE_BATCH_SIZE', 100, 1, 1_000),
+    },
     breaker: {
       failureThreshold: int(env, 'BREAKER_FAILURE_THRESHOLD', 5, 1, 10_000),
       failureRate: int(env, 'BREAKER_FAILURE_RATE_PERCENT', 50, 1, 100) / 100,
