@@ -1,36 +1,10 @@
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, inArray } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { recordEvent, recordEvents, type LoadedOrder, type OrderRow, type OutboxEnv } from './orders.js';
+import { recordEvents, type LoadedOrder, type OrderRow, type OutboxEnv } from './orders.js';
 import type { OutboxRef } from './outbox.js';
 import { orderItems, orders } from './schema.js';
 
 export type NewOrderRow = typeof orders.$inferInsert;
-
-/**
- * Commits an order, its items, its `received` event and outbox rows in one transaction, under
- * the shop's idempotency key. The unique (shop, key) constraint decides between concurrent
- * duplicates: the loser's insert waits for the winner's commit and inserts nothing (null).
- */
-export async function insertOrder(
-  db: Db,
-  row: NewOrderRow & { createdAt: Date },
-  items: { sku: string; quantity: number }[],
-  webhookUrl: string | null,
-  env: OutboxEnv,
-): Promise<{ order: LoadedOrder; notifications: OutboxRef[] } | null> {
-  return db.transaction(async (tx) => {
-    const [inserted] = await tx
-      .insert(orders)
-      .values(row)
-      .onConflictDoNothing({ target: [orders.shopId, orders.idempotencyKey] })
-      .returning();
-    if (!inserted) return null;
-    await tx.insert(orderItems).values(items.map((item, line) => ({ orderId: inserted.id, line, ...item })));
-    const order: LoadedOrder = { ...inserted, webhookUrl };
-    const notifications = (await recordEvent(tx, order, 'received', row.createdAt, null, env)) ?? [];
-    return { order, notifications };
-  });
-}
 
 /** One order of a group commit: its row, its lines, and its shop's webhook (for the outbox). */
 export interface OrderToInsert {
@@ -43,12 +17,13 @@ export interface OrderToInsert {
 const ROWS_PER_INSERT = 2_000;
 
 /**
- * insertOrder for many orders in ONE transaction (group-commit intake): one multi-row INSERT of
+ * Commits orders in ONE transaction (group-commit intake): one multi-row INSERT of
  * the orders under ON CONFLICT (shop, key) DO NOTHING, then their items, their `received` events
  * and outbox rows (db/orders.ts recordEvents: recordEvent's rows, batched). The orders go in
  * (shop, key) order, so two transactions that insert some of the same keys take their locks in
  * the same order and wait for each other rather than deadlock. An order missing from the answer
- * lost its key to a concurrent commit (which it waited for), exactly as insertOrder's null.
+ * lost its key to a concurrent commit: the unique (shop, key) constraint decides between concurrent
+ * duplicates, the loser's insert waiting for the winner's commit and inserting nothing.
  * Returns what was inserted, by order id.
  */
 export async function insertOrders(
@@ -115,16 +90,4 @@ export async function findByIdempotencyKeys(
       ),
     );
   return rows.filter((o) => wanted.has(`${o.shopId}\u0000${o.idempotencyKey}`));
-}
-
-export async function findByIdempotencyKey(
-  db: Db,
-  shopId: string,
-  key: string,
-): Promise<OrderRow | undefined> {
-  const [order] = await db
-    .select()
-    .from(orders)
-    .where(and(eq(orders.shopId, shopId), eq(orders.idempotencyKey, key)));
-  return order;
 }

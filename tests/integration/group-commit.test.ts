@@ -12,7 +12,10 @@
  */
 import { count, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isUnavailable } from '../../src/api/plugins/errors.js';
+import { findShopByKeyId } from '../../src/db/shops.js';
 import { orders } from '../../src/db/schema.js';
+import { intakeMany, type NewOrder } from '../../src/steps/intake.js';
 import { createCarrier, newKey, orderBody, seedShopWithStock, shopHeaders } from '../helpers/fixtures.js';
 import { startTestServer, testDatabase, type TestDatabase, type TestServer } from '../helpers/harness.js';
 import { expectProblem } from '../helpers/problem.js';
@@ -117,6 +120,25 @@ describe('group-commit intake', () => {
     expect(await ordersWithKey(badKey)).toBe(0);
     expect(good.map((r) => r.statusCode)).toEqual([202, 202, 202]);
     for (const key of goodKeys) expect(await ordersWithKey(key)).toBe(1);
+  });
+
+  it('commits the rest of a batch when the database refuses one of its orders, which alone fails', async () => {
+    // Past the API's validation (called here directly): text with U+0000, which PostgreSQL cannot store.
+    const row = await findShopByKeyId(server.ctx.db, /^sk_(.{12})_/.exec(shop.apiKey)![1]);
+    const goodKeys = [newKey(), newKey()];
+    const badKey = newKey();
+    const outcomes = await intakeMany(
+      server.ctx,
+      [
+        { shop: row!, idempotencyKey: goodKeys[0], body: orderBody() as NewOrder },
+        { shop: row!, idempotencyKey: badKey, body: orderBody({ externalId: 'A-\u0000' }) as NewOrder },
+        { shop: row!, idempotencyKey: goodKeys[1], body: orderBody() as NewOrder },
+      ],
+      { retryAlone: (error) => !isUnavailable(error) },
+    );
+    expect(outcomes.map((o) => o.ok)).toEqual([true, false, true]);
+    for (const key of goodKeys) expect(await ordersWithKey(key)).toBe(1);
+    expect(await ordersWithKey(badKey)).toBe(0);
   });
 
   it('promises with a carrier created through the API at once (the carrier cache is refreshed)', async () => {
