@@ -58,6 +58,11 @@ export interface Config {
   intakeMaxPerSecond: number | undefined;
   /** Each lower class's minimum share of a saturated stage's work (domain/lanes.ts). */
   minShares: MinShares;
+  /**
+   * Group commit (INTAKE_BATCH_MS / INTAKE_BATCH_SIZE): concurrent orders are gathered for at most
+   * `ms` or until `size` are waiting, then written in one transaction (steps/intake-batch.ts).
+   */
+  intakeBatch: { ms: number; size: number };
   /** Carrier circuit breakers (BREAKER_*); every process should run with the same. */
   breaker: {
     failureThreshold: number;
@@ -257,6 +262,10 @@ export function loadConfig(env: Env = process.env): Config {
     shedAt: watermarks(env),
     intakeMaxPerSecond: int(env, 'INTAKE_MAX_PER_SECOND', 0, 0, 1_000_000) || undefined,
     minShares: minShares(env),
+    intakeBatch: {
+      ms: int(env, 'INTAKE_BATCH_MS', 2, 0, 1_000),
+      size: int(env, 'INTAKE_BATCH_SIZE', 100, 1, 1_000),
+    },
     breaker: {
       failureThreshold: int(env, 'BREAKER_FAILURE_THRESHOLD', 5, 1, 10_000),
       failureRate: int(env, 'BREAKER_FAILURE_RATE_PERCENT', 50, 1, 100) / 100,

@@ -5,6 +5,7 @@ import type { BreakerStore } from './integrations/carriers/breaker-store.js';
 import type { CarrierAdapter } from './integrations/carriers/types.js';
 import type { NotificationProvider } from './integrations/notify/types.js';
 import type { Logger } from './logger.js';
+import type { CarrierCache } from './queues/carrier-changes.js';
 import type { Queues } from './queues/producer.js';
 
 /** What every stage and route needs, built once per process (see app.ts). */
@@ -19,6 +20,8 @@ export interface Context {
   /** Each carrier's circuit breaker, in Redis, shared by every process. */
   breakers: BreakerStore;
   notifier: NotificationProvider;
+  /** The carriers as this process last read them (intake's promises); unset: read each time. */
+  carrierCache?: CarrierCache;
   /** Counts committed status changes (surgeline_orders_total); set once metrics exist. */
   statusChanges?: { inc(labels: { status: string }): void };
 }

@@ -83,6 +83,12 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'conf
     labelNames: ['priority'],
     registers: [registry],
   });
+  const intakeBatchOrders = new Histogram({
+    name: 'surgeline_intake_batch_orders',
+    help: 'Orders per group-committed intake batch (INTAKE_BATCH_MS / INTAKE_BATCH_SIZE)',
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+    registers: [registry],
+  });
   new Gauge({
     name: 'surgeline_shipments_overdue',
     help: 'Parcels not yet delivered whose expected carrier event is past due (plus OVERDUE_GRACE_HOURS)',
@@ -199,7 +205,7 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'conf
     'Feedback scores ≥ 4 ÷ all scores, orders closed in the last 24 h',
     'satisfaction',
   );
-  return { registry, httpRequests, httpDuration, jobDuration, ordersTotal, ordersShed };
+  return { registry, httpRequests, httpDuration, jobDuration, ordersTotal, ordersShed, intakeBatchOrders };
 }
 
 const KPI_CACHE_MS = 10_000;

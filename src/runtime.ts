@@ -10,6 +10,7 @@ import type { CarrierAdapter } from './integrations/carriers/types.js';
 import type { NotificationProvider } from './integrations/notify/types.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { createCarrierCache } from './queues/carrier-changes.js';
 import { Queues, redisConnection } from './queues/producer.js';
 import { startWorkers, type WorkerPool } from './workers/runner.js';
 
@@ -37,6 +38,7 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
     db: database.db,
     redis,
     queues,
+    carrierCache: createCarrierCache({ db: database.db, redis, config }),
     // A probe holds its place for one call's timeout and a margin, in case it never reports.
     breakers: createBreakerStore(
       redis,
@@ -132,6 +134,7 @@ export async function startProcess(
       await workers?.close(); // finishes jobs in flight; a job cut off is handed back by its lock expiring
       await ctx.queues.close().catch(() => undefined);
       await ctx.notifier.close?.().catch(() => undefined); // pooled SMTP connections
+      ctx.carrierCache?.close();
       ctx.redis.disconnect();
       await ctx.database.close().catch(() => undefined);
     },

@@ -10,9 +10,15 @@ import { AppError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { adminAuthenticator, shopAuthenticator } from './plugins/auth.js';
 import { allCarriers } from '../db/carriers.js';
+import { createIntakeBatcher, type IntakeBatcher } from '../steps/intake-batch.js';
 import { registerBoard } from './plugins/board.js';
 import { registerDocs } from './plugins/docs.js';
-import { clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './plugins/errors.js';
+import {
+  clientErrorHandler,
+  frameworkErrorHandler,
+  isUnavailable,
+  registerErrorHandling,
+} from './plugins/errors.js';
 import { registerLoadShedding } from './plugins/load-shedding.js';
 import { registerShopRateLimit } from './plugins/rate-limit.js';
 import { compileTextual, createValidatorCompiler, type StrictValidator } from './plugins/validation.js';
@@ -23,6 +29,10 @@ import { serviceRoutes } from './routes/service.js';
 import { trackRoutes } from './routes/track.js';
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Group-commit intake of this process (POST /v1/orders and the batch route). */
+    intakeBatcher: IntakeBatcher;
+  }
   interface FastifyRequest {
     /** The body exactly as received, for signature checks. */
     rawBody?: string;
@@ -122,6 +132,19 @@ export async function buildApp({ ctx, metrics, surface = 'full' }: AppOptions): 
   await app.register(serviceRoutes, { ctx, metrics });
   if (surface === 'service') return app;
 
+  const intakeBatcher = createIntakeBatcher(ctx, {
+    maxWaitMs: ctx.config.intakeBatch.ms,
+    maxSize: ctx.config.intakeBatch.size,
+    // A batch the database refused is committed again order by order; one it could not reach fails (503).
+    retryAlone: (error) => !isUnavailable(error),
+    onBatch: (orders) => metrics.intakeBatchOrders.observe(orders),
+  });
+  app.decorate('intakeBatcher', intakeBatcher);
+  // Requests are answered by then; a batch still committing finishes before the database closes.
+  app.addHook('onClose', async () => {
+    await intakeBatcher.drain();
+  });
+
   await app.register(trackRoutes, { ctx });
   await app.register(carrierEventRoutes, { ctx });
   await app.register(async (shopScope) => {
@@ -129,7 +152,7 @@ export async function buildApp({ ctx, metrics, surface = 'full' }: AppOptions): 
     shopScope.addHook('onRequest', shopAuthenticator(ctx.db));
     await registerShopRateLimit(shopScope, ctx.redis, ctx.config.queuePrefix);
     registerLoadShedding(shopScope, ctx, (priority) => metrics.ordersShed.inc({ priority }));
-    await shopScope.register(orderRoutes, { ctx });
+    await shopScope.register(orderRoutes, { ctx, intakeBatcher });
   });
   await app.register(async (adminScope) => {
     adminScope.addHook('onRoute', withSecurity('adminToken'));

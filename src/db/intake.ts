@@ -1,45 +1,93 @@
-import { and, eq } from 'drizzle-orm';
+import { and, inArray } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { recordEvent, type LoadedOrder, type OrderRow, type OutboxEnv } from './orders.js';
+import { recordEvents, type LoadedOrder, type OrderRow, type OutboxEnv } from './orders.js';
 import type { OutboxRef } from './outbox.js';
 import { orderItems, orders } from './schema.js';
 
 export type NewOrderRow = typeof orders.$inferInsert;
 
+/** One order of a group commit: its row, its lines, and its shop's webhook (for the outbox). */
+export interface OrderToInsert {
+  row: NewOrderRow & { id: string; createdAt: Date };
+  items: { sku: string; quantity: number }[];
+  webhookUrl: string | null;
+}
+
+/** Rows per INSERT statement: PostgreSQL takes at most 65,535 parameters in one. */
+const ROWS_PER_INSERT = 2_000;
+
 /**
- * Commits an order, its items, its `received` event and outbox rows in one transaction, under
- * the shop's idempotency key. The unique (shop, key) constraint decides between concurrent
- * duplicates: the loser's insert waits for the winner's commit and inserts nothing (null).
+ * Commits orders in ONE transaction (group-commit intake): one multi-row INSERT of
+ * the orders under ON CONFLICT (shop, key) DO NOTHING, then their items, their `received` events
+ * and outbox rows (db/orders.ts recordEvents: recordEvent's rows, batched). The orders go in
+ * (shop, key) order, so two transactions that insert some of the same keys take their locks in
+ * the same order and wait for each other rather than deadlock. An order missing from the answer
+ * lost its key to a concurrent commit: the unique (shop, key) constraint decides between concurrent
+ * duplicates, the loser's insert waiting for the winner's commit and inserting nothing.
+ * Returns what was inserted, by order id.
  */
-export async function insertOrder(
+export async function insertOrders(
   db: Db,
-  row: NewOrderRow & { createdAt: Date },
-  items: { sku: string; quantity: number }[],
-  webhookUrl: string | null,
+  entries: OrderToInsert[],
   env: OutboxEnv,
-): Promise<{ order: LoadedOrder; notifications: OutboxRef[] } | null> {
+): Promise<Map<string, { order: LoadedOrder; notifications: OutboxRef[] }>> {
+  const created = new Map<string, { order: LoadedOrder; notifications: OutboxRef[] }>();
+  if (entries.length === 0) return created;
+  const sorted = [...entries].sort((a, b) =>
+    a.row.shopId === b.row.shopId
+      ? compare(a.row.idempotencyKey, b.row.idempotencyKey)
+      : compare(a.row.shopId, b.row.shopId),
+  );
+  const byId = new Map(entries.map((e) => [e.row.id, e]));
   return db.transaction(async (tx) => {
-    const [inserted] = await tx
+    const inserted = await tx
       .insert(orders)
-      .values(row)
+      .values(sorted.map((e) => e.row))
       .onConflictDoNothing({ target: [orders.shopId, orders.idempotencyKey] })
       .returning();
-    if (!inserted) return null;
-    await tx.insert(orderItems).values(items.map((item, line) => ({ orderId: inserted.id, line, ...item })));
-    const order: LoadedOrder = { ...inserted, webhookUrl };
-    const notifications = (await recordEvent(tx, order, 'received', row.createdAt, null, env)) ?? [];
-    return { order, notifications };
+    if (inserted.length === 0) return created;
+    const lines = inserted.flatMap((o) =>
+      byId.get(o.id)!.items.map((item, line) => ({ orderId: o.id, line, ...item })),
+    );
+    for (let start = 0; start < lines.length; start += ROWS_PER_INSERT) {
+      await tx.insert(orderItems).values(lines.slice(start, start + ROWS_PER_INSERT));
+    }
+    const loaded: LoadedOrder[] = inserted.map((o) => ({ ...o, webhookUrl: byId.get(o.id)!.webhookUrl }));
+    const notifications = await recordEvents(
+      tx,
+      loaded.map((order) => ({
+        order,
+        status: 'received',
+        at: byId.get(order.id)!.row.createdAt,
+        detail: null,
+      })),
+      env,
+    );
+    for (const order of loaded) {
+      created.set(order.id, { order, notifications: notifications.get(order.id) ?? [] });
+    }
+    return created;
   });
 }
 
-export async function findByIdempotencyKey(
+/** Code-point order, as the database's "C" collation would; any total order serves the locks. */
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The orders already under any of these (shop, key) pairs, in one query. */
+export async function findByIdempotencyKeys(
   db: Db,
-  shopId: string,
-  key: string,
-): Promise<OrderRow | undefined> {
-  const [order] = await db
+  pairs: { shopId: string; key: string }[],
+): Promise<OrderRow[]> {
+  if (pairs.length === 0) return [];
+  const wanted = new Set(pairs.map((p) => `${p.shopId}\u0000${p.key}`));
+  const rows = await db
     .select()
     .from(orders)
-    .where(and(eq(orders.shopId, shopId), eq(orders.idempotencyKey, key)));
-  return order;
+    .where(
+      and(
+        inArray(orders.shopId, [...new Set(pairs.map((p) => p.shopId))]),
+        inArray(orders.idempotencyKey, [...new Set(pairs.map((p) => p.key))]),
+      ),
+    );
+  return rows.filter((o) => wanted.has(`${o.shopId}\u0000${o.idempotencyKey}`));
 }

@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, lt, or } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { forgetClosure, recordClosure } from './kpis.js';
-import { writeOutbox, type OutboxRef } from './outbox.js';
+import { writeOutbox, writeOutboxMany, type OutboxRef } from './outbox.js';
 import { feedback, orderEvents, orderItems, orders, shops } from './schema.js';
 import { markCancelPending, parcelsOf } from './shipments.js';
 import { settleReservations, reservationsOf } from './stock.js';
@@ -174,6 +174,58 @@ export async function recordEvent(
     .returning({ id: orderEvents.id });
   if (inserted.length === 0) return null;
   return writeOutbox(tx, order, toldStatus(status, seq), at, env);
+}
+
+/** One event for recordEvents. */
+export interface EventToRecord {
+  order: LoadedOrder;
+  status: TimelineStatus;
+  at: Date;
+  detail: string | null;
+}
+
+/**
+ * recordEvent for many orders in one go (a group-committed intake): the same rows, the same
+ * rule, one INSERT for the events and one for their outbox rows. A status that happens once per
+ * attempt (`received`, …) is written as recordEvent writes it, seq 1, nothing for an event already
+ * there; repeatable and recurring ones, which read the earlier events, go through recordEvent one
+ * by one. Returns the outbox rows of each event written, by order id (none: a repeat).
+ */
+export async function recordEvents(
+  tx: Db,
+  events: EventToRecord[],
+  env: OutboxEnv,
+): Promise<Map<string, OutboxRef[]>> {
+  const written = new Map<string, OutboxRef[]>();
+  const once = events.filter((e) => !REPEATABLE.has(e.status) && !RECURRING.has(e.status));
+  for (const e of events.filter((e) => !once.includes(e))) {
+    const rows = await recordEvent(tx, e.order, e.status, e.at, e.detail, env);
+    if (rows) written.set(e.order.id, [...(written.get(e.order.id) ?? []), ...rows]);
+  }
+  if (once.length === 0) return written;
+  const inserted = await tx
+    .insert(orderEvents)
+    .values(
+      once.map(({ order, status, at, detail }) => ({
+        orderId: order.id,
+        attempt: order.attempt,
+        status,
+        seq: 1,
+        at,
+        detail,
+      })),
+    )
+    .onConflictDoNothing()
+    .returning({ orderId: orderEvents.orderId, attempt: orderEvents.attempt, status: orderEvents.status });
+  const isNew = new Set(inserted.map((r) => `${r.orderId}:${r.attempt}:${r.status}`));
+  const fresh = once.filter((e) => isNew.has(`${e.order.id}:${e.order.attempt}:${e.status}`));
+  const outbox = await writeOutboxMany(
+    tx,
+    fresh.map((e) => ({ order: e.order, status: toldStatus(e.status, 1), at: e.at })),
+    env,
+  );
+  for (const [orderId, rows] of outbox) written.set(orderId, [...(written.get(orderId) ?? []), ...rows]);
+  return written;
 }
 
 const loadedColumns = { order: orders, webhookUrl: shops.webhookUrl };

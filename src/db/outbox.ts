@@ -12,6 +12,16 @@ export interface OutboxRef {
   channel: Channel;
 }
 
+/** One told status of one order, for the outbox. */
+export interface OutboxEvent<O> {
+  order: O;
+  status: string;
+  at: Date;
+}
+
+/** Rows per INSERT statement: PostgreSQL takes at most 65,535 parameters in one. */
+const ROWS_PER_INSERT = 2_000;
+
 /**
  * Writes the outbox rows of one timeline event, rendered whole (recipient, text, dedupe key,
  * webhook body), in the caller's transaction. The unique (order, attempt, status, channel) key
@@ -24,11 +34,27 @@ export async function writeOutbox(
   at: Date,
   env: { publicUrl: string },
 ): Promise<OutboxRef[]> {
-  const messages = outboxMessages(order, status, at, {
-    publicUrl: env.publicUrl,
-    webhookUrl: order.webhookUrl,
-  });
-  return insertOutboxRows(tx, order, status, at, messages);
+  return (await writeOutboxMany(tx, [{ order, status, at }], env)).get(order.id) ?? [];
+}
+
+/**
+ * writeOutbox for the events of many orders (a group-committed intake), in as few statements as
+ * the parameter limit allows. Returns each order's rows to enqueue, by order id.
+ */
+export async function writeOutboxMany(
+  tx: Db,
+  events: OutboxEvent<NotifiedOrder & { webhookUrl: string | null }>[],
+  env: { publicUrl: string },
+): Promise<Map<string, OutboxRef[]>> {
+  return insertOutboxRowsMany(
+    tx,
+    events.map(({ order, status, at }) => ({
+      order,
+      status,
+      at,
+      messages: outboxMessages(order, status, at, { publicUrl: env.publicUrl, webhookUrl: order.webhookUrl }),
+    })),
+  );
 }
 
 /**
@@ -42,23 +68,41 @@ export async function insertOutboxRows(
   at: Date,
   messages: { channel: Channel; body: OutboxMessage }[],
 ): Promise<OutboxRef[]> {
-  if (messages.length === 0) return [];
-  const rows = await tx
-    .insert(notifications)
-    .values(
-      messages.map(({ channel, body }) => ({
-        id: randomUUID(),
-        orderId: order.id,
-        attempt: order.attempt,
-        status,
-        channel,
-        body,
-        at,
-      })),
-    )
-    .onConflictDoNothing()
-    .returning({ id: notifications.id, channel: notifications.channel });
-  return rows.map((r) => ({ notificationId: r.id, channel: r.channel }));
+  return (await insertOutboxRowsMany(tx, [{ order, status, at, messages }])).get(order.id) ?? [];
+}
+
+/** insertOutboxRows for many told statuses at once; the rows written, by order id. */
+export async function insertOutboxRowsMany(
+  tx: Db,
+  events: (OutboxEvent<{ id: string; attempt: number }> & {
+    messages: { channel: Channel; body: OutboxMessage }[];
+  })[],
+): Promise<Map<string, OutboxRef[]>> {
+  const values = events.flatMap(({ order, status, at, messages }) =>
+    messages.map(({ channel, body }) => ({
+      id: randomUUID(),
+      orderId: order.id,
+      attempt: order.attempt,
+      status,
+      channel,
+      body,
+      at,
+    })),
+  );
+  const written = new Map<string, OutboxRef[]>();
+  for (let start = 0; start < values.length; start += ROWS_PER_INSERT) {
+    const rows = await tx
+      .insert(notifications)
+      .values(values.slice(start, start + ROWS_PER_INSERT))
+      .onConflictDoNothing()
+      .returning({ id: notifications.id, channel: notifications.channel, orderId: notifications.orderId });
+    for (const r of rows) {
+      const list = written.get(r.orderId) ?? [];
+      list.push({ notificationId: r.id, channel: r.channel });
+      written.set(r.orderId, list);
+    }
+  }
+  return written;
 }
 
 /**

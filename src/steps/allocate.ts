@@ -3,6 +3,7 @@ import { allCarriers } from '../db/carriers.js';
 import { findOrder, orderItemsOf, transition, type LoadedOrder, type Moved } from '../db/orders.js';
 import { createParcels } from '../db/shipments.js';
 import { availableStock, backorderedDemand, inboundStock, reservePlan, StockTaken } from '../db/stock.js';
+import type { InboundStock } from '../domain/allocation/strategy.js';
 import { strategyNamed } from '../domain/allocation/index.js';
 import {
   mergeLines,
@@ -174,15 +175,20 @@ async function allocateOnce(ctx: Context, job: OrderJob): Promise<AllocationOutc
  * The restock ETA an order placed now would wait for — null when stock on hand can fill it, or
  * nothing inbound can — so intake promises what the engine can keep (contract: `promisedBy`).
  * One cheap read of unreceived restocks when there are none, the whole plan only when there are.
+ * `inbound`: the unreceived restocks of (at least) these SKUs already read for a whole intake
+ * batch (inboundStock), so a batch makes that cheap read once rather than once per order.
  */
 export async function restockEtaFor(
   ctx: Context,
   order: { id: string; priority: Priority; createdAt: Date; region: string },
   items: OrderLine[],
+  inboundRead?: InboundStock[],
 ): Promise<Date | null> {
   const lines = mergeLines(items);
   const skus = lines.map((l) => l.sku);
-  const inbound = await inboundStock(ctx.db, skus);
+  const inbound = inboundRead
+    ? inboundRead.filter((r) => skus.includes(r.sku))
+    : await inboundStock(ctx.db, skus);
   if (inbound.length === 0) return null;
   const [stock, claimed] = await Promise.all([
     availableStock(ctx.db, skus),

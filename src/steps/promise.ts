@@ -84,7 +84,8 @@ export async function promiseFor(
   order: { now: Date; priority: Priority; region: string; restockEta: Date | null },
 ): Promise<Date> {
   const { now, priority, region, restockEta } = order;
-  const carriers = await allCarriers(ctx.db);
+  // From this process's cache (ctx.carrierCache), not a read of the table per order.
+  const carriers = ctx.carrierCache ? await ctx.carrierCache.get() : await allCarriers(ctx.db);
   // Every carrier's booking queue known to this process, so the dispatch backlog counts them all.
   for (const carrier of carriers) ctx.queues.carrierQueue(carrier.id);
   const [backlog, throughput] = await Promise.all([sharedBacklog(ctx)(), throughputOf(ctx)()]);

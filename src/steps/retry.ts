@@ -1,10 +1,9 @@
 import type { Context } from '../context.js';
-import { allCarriers } from '../db/carriers.js';
 import { findOrder, startRetry, type LoadedOrder } from '../db/orders.js';
-import { promiseAt, transitHoursFor } from '../domain/promise.js';
 import { AppError, notFound } from '../errors.js';
 import { enqueueAfterCommit } from '../queues/enqueue.js';
 import { afterMove } from './after-move.js';
+import { promiseFor } from './promise.js';
 
 /** Another retry won between our read and our update this many times: give up. */
 const RACES = 3;
@@ -26,10 +25,12 @@ export async function retryOrder(ctx: Context, id: string): Promise<LoadedOrder>
     if (current.status !== 'failed') throw notFailed(current);
     const read: LoadedOrder = current;
     const now = new Date();
-    const fresh = promiseAt(
+    const fresh = await promiseFor(ctx, {
       now,
-      transitHoursFor(await allCarriers(ctx.db), read.region, ctx.config.defaultTransitHours),
-    );
+      priority: read.priority,
+      region: read.region,
+      restockEta: null,
+    });
     const promisedBy = fresh > read.promisedBy ? fresh : read.promisedBy;
     const moved = await ctx.db.transaction((tx) =>
       startRetry(tx, read, ctx.config, {

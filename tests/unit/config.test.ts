@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       shutdownTimeoutMs: 10_000,
       publicUrl: 'http://localhost:3000',
       adminTokenGenerated: true,
+      intakeBatch: { ms: 2, size: 100 },
     });
     expect(config.workerQueues).toEqual(expect.arrayContaining(['allocation', 'dispatch', 'notification']));
     expect(config.adminToken.length).toBeGreaterThanOrEqual(16);
@@ -77,6 +78,17 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads the group-commit settings, 0 ms (no wait) and a batch of 1 included', () => {
+    expect(loadConfig({ INTAKE_BATCH_MS: '0', INTAKE_BATCH_SIZE: '1' }).intakeBatch).toEqual({
+      ms: 0,
+      size: 1,
+    });
+    expect(loadConfig({ INTAKE_BATCH_MS: '25', INTAKE_BATCH_SIZE: '500' }).intakeBatch).toEqual({
+      ms: 25,
+      size: 500,
+    });
+  });
+
   it('treats an empty variable as unset', () => {
     const config = loadConfig({ PORT: '', DATABASE_URL: '', LOG_LEVEL: '', WORKER_QUEUES: '' });
     expect(config.port).toBe(3000);
@@ -103,6 +115,12 @@ describe('loadConfig', () => {
     ['PUBLIC_URL', 'ftp://x'],
     ['MIN_SHARE_STANDARD_PERCENT', '90'],
     ['MIN_SHARE_EXPRESS_PERCENT', '-5'],
+    ['INTAKE_BATCH_MS', '-1'],
+    ['INTAKE_BATCH_MS', '1.5'],
+    ['INTAKE_BATCH_MS', '1001'],
+    ['INTAKE_BATCH_SIZE', '0'],
+    ['INTAKE_BATCH_SIZE', 'many'],
+    ['INTAKE_BATCH_SIZE', '1001'],
   ])('%s=%s throws a ConfigError naming the variable', (name, value) => {
     const error = configError({ [name]: value });
     expect(error.message).toContain(name);

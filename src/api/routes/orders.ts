@@ -10,10 +10,10 @@ import {
 } from '../../db/orders.js';
 import { trackingUrl } from '../../domain/notify.js';
 import { notFound } from '../../errors.js';
-import { ENQUEUE_TIMEOUT_MS } from '../../queues/enqueue.js';
 import { cancelOrder } from '../../steps/cancel.js';
 import { leaveFeedback } from '../../steps/feedback.js';
-import { intake, type NewOrder } from '../../steps/intake.js';
+import type { IntakeBatcher } from '../../steps/intake-batch.js';
+import type { IntakeResult, NewOrder } from '../../steps/intake.js';
 import { decodeCursor, page } from '../pagination.js';
 import { problem, problemOf, validationErrors } from '../plugins/errors.js';
 import { shopOf } from '../plugins/auth.js';
@@ -94,7 +94,22 @@ async function shopOrder(
   return order;
 }
 
-export const orderRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (app, { ctx }) => {
+/** One entry of a batch's answer: the single POST's status, and its id or its problem. */
+function settledResult(
+  request: FastifyRequest,
+  index: number,
+  settled: { ok: true; value: IntakeResult } | { ok: false; error: unknown },
+) {
+  if (settled.ok) return { status: settled.value.created ? 202 : 200, id: settled.value.order.id };
+  const problem = problemOf(settled.error);
+  if (problem.status >= 500) request.log.error({ err: settled.error, index }, 'batch order failed');
+  return { status: problem.status, error: problem };
+}
+
+export const orderRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; intakeBatcher: IntakeBatcher }> = async (
+  app,
+  { ctx, intakeBatcher },
+) => {
   // Each order of a batch is validated as the single POST's body is: strictly, no coercion.
   const validateBatchOrder = compileStrict(BatchOrder);
 
@@ -117,8 +132,8 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (a
       // Shed (503) or over the intake ceiling (429): refused before the key or the order is written.
       const refused = await app.intakeGate.admit((request.body as NewOrder).priority ?? 'standard');
       if (refused) throw refused;
-      const result = await intake(
-        ctx,
+      // Group commit: answered once the batch this order joined has committed.
+      const result = await intakeBatcher.submit(
         shopOf(request),
         request.headers['idempotency-key'],
         request.body as NewOrder,
@@ -139,14 +154,14 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (a
     },
     async (request) => {
       const shop = shopOf(request);
-      // One deadline for the whole request's enqueueing: past it the reconciler takes the rest.
-      const deadline = Date.now() + ENQUEUE_TIMEOUT_MS;
-      const results = [];
-      // In request order, one at a time: orders of a batch may share a key.
+      type Result = { status: number; id?: string; error?: ReturnType<typeof problemOf> };
+      const results: Result[] = [];
+      const taken: { index: number; key: string; order: NewOrder }[] = [];
+      // Validation and admission in request order, before anything is written (as a single POST).
       for (const [index, entry] of request.body.orders.entries()) {
         if (!validateBatchOrder(entry)) {
           const errors = validationErrors('body', validateBatchOrder.errors ?? []);
-          results.push({
+          results[index] = {
             status: 400,
             error: problem({
               status: 400,
@@ -154,24 +169,38 @@ export const orderRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (a
               detail: 'The order is not valid; see errors.',
               errors,
             }),
-          });
+          };
           continue;
         }
         const { idempotencyKey, ...order } = entry as unknown as NewOrder & { idempotencyKey: string };
         try {
           const refused = await app.intakeGate.admit(order.priority ?? 'standard');
           if (refused) {
-            results.push({ status: refused.status, error: problemOf(refused) });
+            results[index] = { status: refused.status, error: problemOf(refused) };
             continue;
           }
-          const result = await intake(ctx, shop, idempotencyKey, order, deadline);
-          results.push({ status: result.created ? 202 : 200, id: result.order.id });
         } catch (error) {
-          const problem = problemOf(error);
-          if (problem.status >= 500) request.log.error({ err: error, index }, 'batch order failed');
-          results.push({ status: problem.status, error: problem });
+          results[index] = settledResult(request, index, { ok: false, error });
+          continue;
         }
+        taken.push({ index, key: idempotencyKey, order });
       }
+      // Every admitted order into the group-commit batcher at once (they share its batches with
+      // other requests'). Orders of this request that share a key go in request order: a later
+      // one waits for the earlier one to settle, so the first valid one makes the order.
+      const previous = new Map<string, Promise<unknown>>();
+      await Promise.all(
+        taken.map(({ index, key, order }) => {
+          const before = previous.get(key);
+          const submit = () => intakeBatcher.submit(shop, key, order);
+          const done = (before ? before.then(submit) : submit()).then(
+            (value) => (results[index] = settledResult(request, index, { ok: true, value })),
+            (error) => (results[index] = settledResult(request, index, { ok: false, error })),
+          );
+          previous.set(key, done);
+          return done;
+        }),
+      );
       return { results };
     },
   );
