@@ -186,7 +186,10 @@ async function main() {
       regions: ['*'],
       rank: 1,
     });
-    const shop = (await call('POST', '/v1/admin/shops', { name: 'Bench', rateLimitPerMinute: 1_000_000 })) as {
+    const shop = (await call('POST', '/v1/admin/shops', {
+      name: 'Bench',
+      rateLimitPerMinute: 1_000_000,
+    })) as {
       apiKey: string;
     };
     await call('POST', '/v1/admin/warehouses', { id: 'wh-bench', name: 'Bench', region: REGION });
@@ -203,7 +206,9 @@ async function main() {
       extraEnv: Record<string, string> = {},
     ): Promise<StageResult> => {
       const stageQueues = workerQueues
-        ? workerQueues.flatMap((q) => (q === 'dispatch' ? [...queues.queuesOf(q), queues.carrierQueue(CARRIER)] : queues.queuesOf(q)))
+        ? workerQueues.flatMap((q) =>
+            q === 'dispatch' ? [...queues.queuesOf(q), queues.carrierQueue(CARRIER)] : queues.queuesOf(q),
+          )
         : [];
       await Promise.all(stageQueues.map((q) => q.pause()));
       await sleep(1500); // earlier stages' backends gone and flushed
@@ -288,7 +293,10 @@ async function main() {
 
     const post = async (keyPrefix: string) => {
       const bodies = surgeOrders(N, SKUS, [REGION], keyPrefix.length);
-      const answer = await outside.call<{ statuses: Record<string, number>; samples: Record<string, string> }>('post', {
+      const answer = await outside.call<{
+        statuses: Record<string, number>;
+        samples: Record<string, string>;
+      }>('post', {
         url: api,
         apiKey: shop.apiKey,
         bodies,
@@ -296,7 +304,9 @@ async function main() {
         connections: CONNECTIONS,
       });
       if ((answer.statuses['202'] ?? 0) !== N)
-        throw new Error(`intake answered ${JSON.stringify(answer.statuses)}: ${JSON.stringify(answer.samples)}`);
+        throw new Error(
+          `intake answered ${JSON.stringify(answer.statuses)}: ${JSON.stringify(answer.samples)}`,
+        );
     };
 
     console.log(`cost: ${N} orders, database ${database.name}, prefix ${PREFIX}`);
@@ -322,26 +332,22 @@ async function main() {
     console.log('  notification done');
 
     // All in one process, the way `npm start` runs: first POST to the last message sent.
-    const allNames = () => ['allocation', 'dispatch', 'notification', 'cancellation'].flatMap((q) => namesOf(q as QueueName));
-    const all = await measure(
-      'all in one',
-      'all',
-      undefined,
-      async () => {
-        await outside.call('set', { progress: { inTransitAfterMs: 20, deliveredAfterMs: 50 } });
-        await post(`all-${RUN}`);
-        const until = deadline();
-        for (;;) {
+    const allNames = () =>
+      ['allocation', 'dispatch', 'notification', 'cancellation'].flatMap((q) => namesOf(q as QueueName));
+    const all = await measure('all in one', 'all', undefined, async () => {
+      await outside.call('set', { progress: { inTransitAfterMs: 20, deliveredAfterMs: 50 } });
+      await post(`all-${RUN}`);
+      const until = deadline();
+      for (;;) {
+        await drained(allNames(), until);
+        const stats = await outside.call<{ bookings: number; eventsSent: number }>('stats');
+        if (stats.bookings >= 2 * N && stats.eventsSent >= 2 * N) {
           await drained(allNames(), until);
-          const stats = await outside.call<{ bookings: number; eventsSent: number }>('stats');
-          if (stats.bookings >= 2 * N && stats.eventsSent >= 2 * N) {
-            await drained(allNames(), until);
-            return;
-          }
-          if (Date.now() > until) throw new Error('timed out waiting for the carrier events');
+          return;
         }
-      },
-    );
+        if (Date.now() > until) throw new Error('timed out waiting for the carrier events');
+      }
+    });
     results.push(all);
     console.log('  all in one done');
     results.push(
@@ -458,7 +464,21 @@ function report(results: StageResult[], statuses: Record<string, number>, otherR
     `\nSurgeline cost per order: ${N} orders, PostgreSQL ${results.length ? '' : ''}(fresh database), Redis ${env.REDIS_URL ?? '127.0.0.1:6379'}; per order (idle: per second)\n`,
   );
   printTable(
-    ['stage', 'wall s', 'stmts', 'tx', 'redis cmds', 'redis RTs', 'srv calls', 'jobs', 'engine CPU ms', 'pg CPU ms', 'redis CPU ms', 'tup ins', 'tup upd'],
+    [
+      'stage',
+      'wall s',
+      'stmts',
+      'tx',
+      'redis cmds',
+      'redis RTs',
+      'srv calls',
+      'jobs',
+      'engine CPU ms',
+      'pg CPU ms',
+      'redis CPU ms',
+      'tup ins',
+      'tup upd',
+    ],
     rows.map(({ r, per }) => {
       const p = perOrder(r, per);
       return [
@@ -485,7 +505,9 @@ function report(results: StageResult[], statuses: Record<string, number>, otherR
     console.log(`  redis  ${top(r.redisByName, N)}`);
     console.log(`  jobs   ${top(r.jobsAdded, N, 12) || '-'}`);
   }
-  console.log(`\nidle process (role all), per second: sql ${top(idle.statementsByKind, idle.wallMs / 1000, 5)}`);
+  console.log(
+    `\nidle process (role all), per second: sql ${top(idle.statementsByKind, idle.wallMs / 1000, 5)}`,
+  );
   console.log(`  redis ${top(idle.redisByName, idle.wallMs / 1000, 5)}`);
   const allPer = perOrder(all, N);
   const sizing = {
@@ -505,7 +527,9 @@ function report(results: StageResult[], statuses: Record<string, number>, otherR
       `CPU ${fmt(sizing.sumOfStagesVsAllInOne.engineCpu, 2)}, statements ${fmt(sizing.sumOfStagesVsAllInOne.statements, 2)}, ` +
       `Redis commands ${fmt(sizing.sumOfStagesVsAllInOne.redisCommands, 2)}`,
   );
-  console.log(`orders by status at the end: ${JSON.stringify(statuses)}; other Redis clients connected: ${otherRedisClients}`);
+  console.log(
+    `orders by status at the end: ${JSON.stringify(statuses)}; other Redis clients connected: ${otherRedisClients}`,
+  );
   writeResult('cost.json', {
     at: new Date().toISOString(),
     orders: N,

@@ -97,7 +97,13 @@ export type SqlSnapshot = ReturnType<SqlCounter['snapshot']>;
 export function sqlKind(query: string): string {
   const q = query.trim().replace(/\s+/g, ' ');
   const verb = (q.match(/^\w+/)?.[0] ?? '?').toLowerCase();
-  if (verb === 'begin' || verb === 'commit' || verb === 'rollback' || verb === 'savepoint' || verb === 'release')
+  if (
+    verb === 'begin' ||
+    verb === 'commit' ||
+    verb === 'rollback' ||
+    verb === 'savepoint' ||
+    verb === 'release'
+  )
     return verb;
   const table = (re: RegExp) => q.match(re)?.[1]?.replace(/"/g, '') ?? '?';
   if (verb === 'insert') return `insert ${table(/^insert into ("?[\w.]+"?)/i)}`;
@@ -176,7 +182,9 @@ export class RedisCounter {
         for (const [n, s] of Object.entries(set)) this.shaNames.set(s.sha, n);
         script =
           this.shaNames.get(sha) ??
-          (/^[0-9a-f]{40}$/.test(sha) ? `script ${sha.slice(0, 8)}` : `eval "${sha.replace(/\s+/g, ' ').trim().slice(0, 40)}…"`);
+          (/^[0-9a-f]{40}$/.test(sha)
+            ? `script ${sha.slice(0, 8)}`
+            : `eval "${sha.replace(/\s+/g, ' ').trim().slice(0, 40)}…"`);
       }
       name = `lua ${script}`;
     }

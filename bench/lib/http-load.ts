@@ -76,5 +76,13 @@ export async function load(spec: LoadSpec): Promise<LoadResult> {
   const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
   agent.destroy();
   latencies.sort((a, b) => a - b);
-  return { requests: spec.requests, wallMs, perSecond: (spec.requests * 1000) / wallMs, latencies, statuses, samples, errors };
+  return {
+    requests: spec.requests,
+    wallMs,
+    perSecond: (spec.requests * 1000) / wallMs,
+    latencies,
+    statuses,
+    samples,
+    errors,
+  };
 }

@@ -42,7 +42,12 @@ async function handle(m: Message): Promise<unknown> {
           body: JSON.stringify(bodies[i]),
         }),
       });
-      return { wallMs: result.wallMs, statuses: result.statuses, samples: result.samples, errors: result.errors };
+      return {
+        wallMs: result.wallMs,
+        statuses: result.statuses,
+        samples: result.samples,
+        errors: result.errors,
+      };
     }
     case 'events': {
       if (!carrier) throw new Error('no carrier');
@@ -70,7 +75,9 @@ async function handle(m: Message): Promise<unknown> {
       return { sent, failed };
     }
     case 'set':
-      carrier?.set({ progress: m.progress as { inTransitAfterMs: number; deliveredAfterMs: number } | false });
+      carrier?.set({
+        progress: m.progress as { inTransitAfterMs: number; deliveredAfterMs: number } | false,
+      });
       return {};
     case 'stats':
       return { ...carrier?.stats, bookings: carrier?.bookings.size ?? 0 };
