@@ -74,6 +74,7 @@ async function chain(count: number, concurrency: number, tag: string): Promise<R
   const queues = names.map(
     (name) => new Queue(name, { connection, prefix: CHAIN_PREFIX, defaultJobOptions: opts }),
   );
+  const blocking = names.map(() => new Redis(REDIS_URL, { maxRetriesPerRequest: null }));
   let done = 0;
   let finish: () => void = () => {};
   const finished = new Promise<void>((resolve) => (finish = resolve));
@@ -91,7 +92,7 @@ async function chain(count: number, concurrency: number, tag: string): Promise<R
           else if (++done === count) finish();
         },
         {
-          connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }),
+          connection: blocking[hop],
           prefix: CHAIN_PREFIX,
           concurrency,
         },
@@ -123,6 +124,7 @@ async function chain(count: number, concurrency: number, tag: string): Promise<R
   );
   await Promise.all(queues.map((q) => q.close()));
   connection.disconnect();
+  for (const c of blocking) c.disconnect();
   return { orders: count, wallMs, intakeMs, perSecond: (count * 1000) / wallMs };
 }
 
