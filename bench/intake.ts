@@ -13,7 +13,8 @@
  * BENCH_INTAKE_ROUNDS (2) times and the best round of each is kept. Reported: requests/s, p50, p99,
  * the server process's CPU ms per request (and the PostgreSQL backends' for the engine), and
  * engine ÷ baseline (target ≥ 0.5 for requests/s). The load generator shares the machine, so read
- * the ratio. Env also BENCH_POSTGRES_URL, REDIS_URL. Writes bench/results/intake.json.
+ * the ratio. Env also BENCH_POSTGRES_URL, REDIS_URL, BENCH_INTAKE_NODE_ARGS (extra flags for the
+ * engine's node, e.g. --cpu-prof). Writes bench/results/intake.json.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -121,7 +122,9 @@ async function main() {
     // The engine, as npm run start:api runs it.
     const port = await freePort();
     const engineUrl = `http://127.0.0.1:${port}`;
-    const engine = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ROLE], {
+    // BENCH_INTAKE_NODE_ARGS: extra node flags for the engine, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+    const nodeArgs = (env.BENCH_INTAKE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const engine = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts', ROLE], {
       env: {
         ...env,
         DATABASE_URL: database.url,
