@@ -527,6 +527,14 @@ function report(results: StageResult[], statuses: Record<string, number>, otherR
       `CPU ${fmt(sizing.sumOfStagesVsAllInOne.engineCpu, 2)}, statements ${fmt(sizing.sumOfStagesVsAllInOne.statements, 2)}, ` +
       `Redis commands ${fmt(sizing.sumOfStagesVsAllInOne.redisCommands, 2)}`,
   );
+  const idleServer = idle.redisServerCalls / (idle.wallMs / 1000);
+  const idleOurs = idle.redisCommands / (idle.wallMs / 1000);
+  console.log(
+    `server-side Redis (INFO commandstats, server-wide, Lua scripts' inner calls included): all in one ` +
+      `${fmt(all.redisServerCalls / N, 0)} calls per order (${top(all.redisServerByCommand, N, 6)}); ` +
+      `while idle ${fmt(idleServer, 0)} calls/s against our ${fmt(idleOurs, 1)} commands/s` +
+      (idleServer > 5 * idleOurs + 50 ? ' — other clients dominate: read the client-side counts' : ''),
+  );
   console.log(
     `orders by status at the end: ${JSON.stringify(statuses)}; other Redis clients connected: ${otherRedisClients}`,
   );
