@@ -114,7 +114,13 @@ async function chain(count: number, concurrency: number, tag: string): Promise<R
     }),
   );
   const intakeMs = performance.now() - start;
-  await Promise.race([finished, sleep(TIMEOUT_MS).then(() => Promise.reject(new Error('chain timed out')))]);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    finished,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('chain timed out')), TIMEOUT_MS);
+    }),
+  ]).finally(() => clearTimeout(timer));
   const wallMs = performance.now() - start;
   await Promise.all(
     workers.map(async (w) => {
