@@ -58,19 +58,21 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** utime + stime of a process, ms (Linux /proc, 100 ticks/s); NaN where there is no /proc. */
 function procCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 async function backendsCpuMs(admin: postgres.Sql, database: string): Promise<Map<number, number>> {
   const out = new Map<number, number>();
   for (const { pid } of await admin`select pid from pg_stat_activity where datname = ${database}`) {
-    try {
-      out.set(Number(pid), procCpuMs(Number(pid)));
-    } catch {
-      // gone
-    }
+    const ms = procCpuMs(Number(pid));
+    if (Number.isFinite(ms)) out.set(Number(pid), ms);
   }
   return out;
 }
