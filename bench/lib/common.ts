@@ -1,0 +1,303 @@
+/**
+ * What the cost, intake, pipeline and memory benches share: a throw-away PostgreSQL database, the
+ * Redis keys of one prefix (deleted, counted, sized), client-side counters of SQL statements and
+ * Redis commands, and small printing helpers. Nothing here names a queue of the engine: queues are
+ * found by scanning the prefix (`<prefix>:<queue>:id` counters), so a new topology (priority lanes,
+ * per-carrier queues) is counted as it is.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import { migrate } from 'drizzle-orm/postgres-js/migrator';
+import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
+import { fileURLToPath } from 'node:url';
+import type { Database, Db } from '../../src/db/client.js';
+import * as schema from '../../src/db/schema.js';
+
+export const SERVER_URL = process.env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A fresh database `bench_<tag>_<pid>` on BENCH_POSTGRES_URL, dropped by `drop()`. */
+export async function createDatabase(tag: string) {
+  const name = `bench_${tag}_${process.pid}`;
+  const admin = postgres(SERVER_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    /** The admin connection (to the server's maintenance database): reads pg_stat_database without touching the bench database. */
+    admin,
+    async drop() {
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      await admin.end({ timeout: 5 });
+    },
+  };
+}
+
+const MIGRATIONS = fileURLToPath(new URL('../../drizzle', import.meta.url));
+
+/**
+ * The engine's PostgreSQL database as src/db/client.ts opens it (same pool options), with every
+ * statement the engine sends counted here (postgres.js `debug` hook: one call per statement
+ * executed, BEGIN and COMMIT included). Pass it to startProcess as `overrides.database`.
+ */
+export function countedDatabase(url: string, counter: SqlCounter): Database {
+  const client = postgres(url, {
+    max: 10,
+    onnotice: () => {},
+    connect_timeout: 5,
+    idle_timeout: 30,
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
+    debug: (connection: number, query: string) => counter.count(query, connection),
+  });
+  const db = drizzle({ client, schema }) as unknown as Db;
+  return {
+    db,
+    kind: 'postgres',
+    migrate: () => migrate(db as never, { migrationsFolder: MIGRATIONS }),
+    ping: async () => {
+      await db.execute(sql`select 1`);
+    },
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+/**
+ * Statements by kind (first keyword, and the table of an insert/update/delete or the first FROM),
+ * and transactions: explicit BEGINs + statements sent outside any (each its own transaction),
+ * told apart per connection.
+ */
+export class SqlCounter {
+  total = 0;
+  transactions = 0;
+  byKind = new Map<string, number>();
+  private open = new Set<number>();
+  count(query: string, connection = 0) {
+    this.total++;
+    const kind = sqlKind(query);
+    this.byKind.set(kind, (this.byKind.get(kind) ?? 0) + 1);
+    if (kind === 'begin') {
+      this.open.add(connection);
+      this.transactions++;
+    } else if (kind === 'commit' || kind === 'rollback') this.open.delete(connection);
+    else if (!this.open.has(connection)) this.transactions++;
+  }
+  snapshot() {
+    return { total: this.total, transactions: this.transactions, byKind: new Map(this.byKind) };
+  }
+}
+export type SqlSnapshot = ReturnType<SqlCounter['snapshot']>;
+
+export function sqlKind(query: string): string {
+  const q = query.trim().replace(/\s+/g, ' ');
+  const verb = (q.match(/^\w+/)?.[0] ?? '?').toLowerCase();
+  if (
+    verb === 'begin' ||
+    verb === 'commit' ||
+    verb === 'rollback' ||
+    verb === 'savepoint' ||
+    verb === 'release'
+  )
+    return verb;
+  const table = (re: RegExp) => q.match(re)?.[1]?.replace(/"/g, '') ?? '?';
+  if (verb === 'insert') return `insert ${table(/^insert into ("?[\w.]+"?)/i)}`;
+  if (verb === 'update') return `update ${table(/^update ("?[\w.]+"?)/i)}`;
+  if (verb === 'delete') return `delete ${table(/^delete from ("?[\w.]+"?)/i)}`;
+  if (verb === 'with') return `with … ${table(/\b(?:insert into|update|delete from) ("?[\w.]+"?)/i)}`;
+  if (verb === 'select') return `select ${table(/ from ("?[\w.]+"?)/i)}`;
+  return verb;
+}
+
+export function sqlDelta(a: SqlSnapshot, b: SqlSnapshot) {
+  const byKind: Record<string, number> = {};
+  for (const [k, n] of b.byKind) {
+    const d = n - (a.byKind.get(k) ?? 0);
+    if (d > 0) byKind[k] = d;
+  }
+  return { total: b.total - a.total, transactions: b.transactions - a.transactions, byKind };
+}
+
+/** pg_stat_database counters of one database (read from another connection, so reading adds nothing). */
+export async function pgStats(admin: postgres.Sql, database: string) {
+  await admin`select pg_stat_clear_snapshot()`;
+  const [row] = await admin`
+    select xact_commit, xact_rollback, tup_returned, tup_fetched, tup_inserted, tup_updated, tup_deleted,
+           blks_read, blks_hit
+    from pg_stat_database where datname = ${database}`;
+  return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, Number(v)])) as Record<string, number>;
+}
+
+export function diff(a: Record<string, number>, b: Record<string, number>) {
+  return Object.fromEntries(Object.keys(b).map((k) => [k, b[k] - (a[k] ?? 0)]));
+}
+
+// ---------------------------------------------------------------- Redis
+
+/**
+ * Counts every command any ioredis client of this process sends (BullMQ's included: it talks
+ * through ioredis), by name; a Lua script is named by the BullMQ command it implements
+ * (`addPrioritizedJob`, `moveToFinished`, …). A pipeline's commands are counted one by one and the
+ * pipeline once as a round trip. Clients passed to `exclude` (the bench's own) are not counted.
+ */
+export class RedisCounter {
+  commands = 0;
+  roundTrips = 0;
+  byName = new Map<string, number>();
+  private excluded = new WeakSet<object>();
+  private pipelines = new WeakSet<object>();
+  private shaNames = new Map<string, string>();
+
+  install() {
+    const proto = Redis.prototype as unknown as { sendCommand: (...a: unknown[]) => unknown };
+    const original = proto.sendCommand;
+    const self = this;
+    proto.sendCommand = function (this: Redis, command: { name: string; args: unknown[] }, stream?: object) {
+      if (!self.excluded.has(this)) self.record(this, command, stream);
+      return original.apply(this, [command, stream]);
+    } as never;
+  }
+  exclude(client: Redis) {
+    this.excluded.add(client);
+    return client;
+  }
+  private record(client: Redis, command: { name: string; args: unknown[] }, stream?: object) {
+    this.commands++;
+    if (!stream) this.roundTrips++;
+    else if (!this.pipelines.has(stream)) {
+      this.pipelines.add(stream);
+      this.roundTrips++;
+    }
+    let name = command.name;
+    if (name === 'evalsha' || name === 'eval') {
+      const sha = String(command.args[0]);
+      let script = this.shaNames.get(sha);
+      if (!script) {
+        const set = (client as unknown as { scriptsSet?: Record<string, { sha: string }> }).scriptsSet ?? {};
+        for (const [n, s] of Object.entries(set)) this.shaNames.set(s.sha, n);
+        script =
+          this.shaNames.get(sha) ??
+          (/^[0-9a-f]{40}$/.test(sha)
+            ? `script ${sha.slice(0, 8)}`
+            : `eval "${sha.replace(/\s+/g, ' ').trim().slice(0, 40)}…"`);
+      }
+      name = `lua ${script}`;
+    }
+    this.byName.set(name, (this.byName.get(name) ?? 0) + 1);
+  }
+  snapshot() {
+    return { commands: this.commands, roundTrips: this.roundTrips, byName: new Map(this.byName) };
+  }
+}
+export type RedisSnapshot = ReturnType<RedisCounter['snapshot']>;
+
+export function redisDelta(a: RedisSnapshot, b: RedisSnapshot) {
+  const byName: Record<string, number> = {};
+  for (const [k, n] of b.byName) {
+    const d = n - (a.byName.get(k) ?? 0);
+    if (d > 0) byName[k] = d;
+  }
+  return { commands: b.commands - a.commands, roundTrips: b.roundTrips - a.roundTrips, byName };
+}
+
+/** INFO commandstats as { command: calls } (server-wide: counts commands run inside Lua scripts, and every other client's). */
+export async function commandStats(redis: Redis): Promise<Record<string, number>> {
+  const text = await redis.info('commandstats');
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = line.match(/^cmdstat_([^:]+):calls=(\d+)/);
+    if (m) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
+export async function scanKeys(redis: Redis, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  return keys;
+}
+
+export async function deleteKeys(redis: Redis, prefix: string) {
+  const keys = await scanKeys(redis, prefix);
+  for (let i = 0; i < keys.length; i += 500) await redis.unlink(...keys.slice(i, i + 500));
+}
+
+/**
+ * Jobs added per queue under `prefix`, from each queue's `<prefix>:<queue>:id` counter, which
+ * BullMQ increments on every add (an add deduplicated by its job id included), whatever the
+ * queues are named.
+ */
+export async function jobAdds(redis: Redis, prefix: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const keys = (await scanKeys(redis, prefix)).filter((k) => {
+    const rest = k.slice(prefix.length + 1);
+    return rest.endsWith(':id') && !rest.slice(0, -3).includes(':');
+  });
+  for (const key of keys.sort()) {
+    const value = await redis.get(key);
+    out[key.slice(prefix.length + 1, -3)] = Number(value ?? 0);
+  }
+  return out;
+}
+
+/** Jobs not yet finished (wait, prioritized, delayed, active, paused) over every queue under the prefix. */
+export async function pendingJobs(redis: Redis, prefix: string): Promise<number> {
+  const queues = Object.keys(await jobAdds(redis, prefix));
+  let n = 0;
+  for (const q of queues) {
+    const base = `${prefix}:${q}`;
+    const [wait, paused, active, prioritized, delayed] = await Promise.all([
+      redis.llen(`${base}:wait`),
+      redis.llen(`${base}:paused`),
+      redis.llen(`${base}:active`),
+      redis.zcard(`${base}:prioritized`),
+      redis.zcard(`${base}:delayed`),
+    ]);
+    n += wait + paused + active + prioritized + delayed;
+  }
+  return n;
+}
+
+export function redisClient(): Redis {
+  return new Redis(REDIS_URL, { maxRetriesPerRequest: 3 });
+}
+
+// ---------------------------------------------------------------- output
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+export const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+/** Prints rows as an aligned table (first column left-aligned, the others right-aligned). */
+export function printTable(header: string[], rows: (string | number)[][]) {
+  const cells = [header, ...rows.map((r) => r.map((c) => String(c)))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  for (const [n, r] of cells.entries()) {
+    console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  '));
+    if (n === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  }
+}
+
+export function writeResult(file: string, data: unknown) {
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(`bench/results/${file}`, JSON.stringify(data, null, 2) + '\n');
+  console.log(`\nwritten: bench/results/${file}`);
+}
+
+export const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
