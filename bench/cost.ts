@@ -207,7 +207,9 @@ async function main() {
     ): Promise<StageResult> => {
       const stageQueues = workerQueues
         ? workerQueues.flatMap((q) =>
-            q === 'dispatch' ? [...queues.queuesOf(q), ...queues.carrierQueue(CARRIER).all] : queues.queuesOf(q),
+            q === 'dispatch'
+              ? [...queues.queuesOf(q), ...queues.carrierQueue(CARRIER).all]
+              : queues.queuesOf(q),
           )
         : [];
       await Promise.all(stageQueues.map((q) => q.pause()));
@@ -288,7 +290,10 @@ async function main() {
     };
     const namesOf = (stage: QueueName) =>
       stage === 'dispatch'
-        ? [...queues.queuesOf(stage).map((q) => q.name), ...queues.carrierQueue(CARRIER).all.map((q) => q.name)]
+        ? [
+            ...queues.queuesOf(stage).map((q) => q.name),
+            ...queues.carrierQueue(CARRIER).all.map((q) => q.name),
+          ]
         : queues.queuesOf(stage).map((q) => q.name);
 
     const post = async (keyPrefix: string) => {
