@@ -54,7 +54,15 @@ export class LaneGate {
     setTimeout(() => this.openUp(), timeoutMs).unref();
   }
 
-  /** The lane's worker found its queue empty. */
+  /**
+   * The lane's worker took a job from Redis (BullMQ's `active`, emitted before it looks for the
+   * next one): its queue may hold more, until the worker says it found it empty.
+   */
+  laneTook(lane: Priority): void {
+    this.backlogged.add(lane);
+  }
+
+  /** The lane's worker found its queue empty (BullMQ's `drained`). */
   laneEmpty(lane: Priority): void {
     this.backlogged.delete(lane);
     this.heard(lane);
@@ -77,7 +85,6 @@ export class LaneGate {
   async run<T>(lane: Priority, work: () => Promise<T>): Promise<T> {
     await new Promise<void>((resolve) => {
       this.waiting[lane].push(resolve);
-      this.backlogged.add(lane);
       this.heard(lane);
       if (this.running === 0 && !this.gathering && this.open) {
         // The stage was idle: work arriving together (a burst, resumed orders) lands in several

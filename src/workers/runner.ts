@@ -165,7 +165,10 @@ function laneWorkers(
     makeWorker(ctx, names[lane], label, processor, metrics, { lane: { gate, lane } }),
   );
   gate.holdUntilHeard(LANES_HEARD_TIMEOUT_MS);
-  PRIORITIES.forEach((lane, i) => workers[i].on('drained', () => gate.laneEmpty(lane)));
+  PRIORITIES.forEach((lane, i) => {
+    workers[i].on('active', () => gate.laneTook(lane));
+    workers[i].on('drained', () => gate.laneEmpty(lane));
+  });
   return workers;
 }
 

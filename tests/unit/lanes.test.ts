@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MIN_SHARES, ShareLedger, validMinShares } from '../../src/domain/lanes.js';
 import type { Priority } from '../../src/domain/priority.js';
-import { GATHER_MS, LaneGate } from '../../src/workers/lane-gate.js';
+import { GATHER_MS, LaneGate, RESERVE_MS } from '../../src/workers/lane-gate.js';
 
 const ALL = { essential: 1, express: 1, standard: 1 };
 
@@ -106,6 +106,28 @@ describe('LaneGate: the slots of one stage, handed out by lane', () => {
     const essential = gate.run('essential', async () => void order.push('essential'));
     await Promise.all([standard, essential]);
     expect(order).toEqual(['essential', 'standard']);
+  });
+
+  it('keeps a slot for a higher lane whose next job is on its way from Redis, for a moment only', async () => {
+    const gate = new LaneGate(1, DEFAULT_MIN_SHARES);
+    const order: string[] = [];
+    await gate.run('standard', async () => void order.push('first')); // the gate is not idle now
+    gate.laneTook('essential'); // essential's worker took a job: more may follow
+    const standard = gate.run('standard', async () => void order.push('standard'));
+    await tick();
+    expect(order).toEqual(['first']); // the slot waits for essential's job
+    const essential = gate.run('essential', async () => void order.push('essential'));
+    await Promise.all([standard, essential]);
+    expect(order).toEqual(['first', 'essential', 'standard']);
+
+    // Found empty, or not coming within RESERVE_MS: the slot goes on.
+    gate.laneTook('express');
+    gate.laneEmpty('express');
+    await expect(gate.run('standard', async () => 'at once')).resolves.toBe('at once');
+    gate.laneTook('essential');
+    const started = Date.now();
+    await gate.run('standard', async () => undefined);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(RESERVE_MS - 20);
   });
 
   it('passes on what the work answers or throws, and frees the slot either way', async () => {
