@@ -33,6 +33,12 @@ export async function authenticateCarrierEvent(
   rawBody: string,
   signature: string | undefined,
 ): Promise<void> {
+  // The process's carrier cache first; an id it lacks, or a signature its secret does not match
+  // (a carrier created or changed a moment ago elsewhere), is read again from the table.
+  const cached = ctx.carrierCache
+    ? (await ctx.carrierCache.get()).find((c) => c.id === carrierId)
+    : undefined;
+  if (cached && verifyCarrierSignature(rawBody, cached.webhookSecret, signature)) return;
   const carrier = await findCarrier(ctx.db, carrierId);
   const valid = verifyCarrierSignature(rawBody, carrier?.webhookSecret ?? UNKNOWN_CARRIER_SECRET, signature);
   if (!valid || !carrier) {
