@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, asc, eq, gt, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { notifications, orders, shops } from './schema.js';
 import { outboxMessages, type Channel, type NotifiedOrder, type OutboxMessage } from '../domain/notify.js';
@@ -132,10 +132,43 @@ export async function claimNotification(
 }
 
 export async function markSent(db: Db, id: string): Promise<void> {
+  await markSentMany(db, [id]);
+}
+
+/**
+ * Claims several rows in one statement (each as claimNotification would); answers the rows it
+ * claimed, by id. An id given twice is claimed once.
+ */
+export async function claimNotifications(
+  db: Db,
+  ids: string[],
+  leaseMs: number,
+): Promise<Map<string, NotificationRow>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db
+    .update(notifications)
+    .set({
+      leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval`,
+      tries: sql`${notifications.tries} + 1`,
+    })
+    .where(
+      and(
+        inArray(notifications.id, [...new Set(ids)]),
+        eq(notifications.state, 'pending'),
+        or(isNull(notifications.leaseUntil), lt(notifications.leaseUntil, sql`now()`)),
+      ),
+    )
+    .returning();
+  return new Map(rows.map((row) => [row.id, row]));
+}
+
+/** Marks several rows sent in one statement. */
+export async function markSentMany(db: Db, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
   await db
     .update(notifications)
     .set({ state: 'sent', sentAt: new Date(), lastError: null, leaseUntil: null })
-    .where(eq(notifications.id, id));
+    .where(inArray(notifications.id, ids));
 }
 
 /** A failed send: back to pending for the next try (lease released), or given up for good. */
