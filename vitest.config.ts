@@ -45,6 +45,8 @@ export default defineConfig({
           include: dbTests,
           exclude: [serverOnly, ...httpSurface],
           env: { TEST_DB: 'pglite' },
+          // One migrated PGlite dump for the run; each test database starts from it instead of initdb.
+          globalSetup: ['tests/helpers/pglite-template.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
