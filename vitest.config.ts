@@ -56,6 +56,8 @@ export default defineConfig({
           name: 'postgres',
           include: dbTests,
           env: { TEST_DB: 'postgres' },
+          // One migrated database for the run; each test database is a copy of it.
+          globalSetup: ['tests/helpers/postgres-template.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

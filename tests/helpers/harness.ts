@@ -41,7 +41,9 @@ export async function testDatabase(): Promise<TestDatabase> {
   }
   const name = `surgeline_test_${randomBytes(6).toString('hex')}`;
   const admin = postgres(SERVER_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`CREATE DATABASE ${name}`);
+  // A copy of the postgres project's migrated template (tests/helpers/postgres-template.ts), else empty.
+  const template = inject('postgresTemplate');
+  await admin.unsafe(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
   const url = new URL(SERVER_URL);
   url.pathname = `/${name}`;
   const database = openDatabase(url.toString(), '');
