@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirstSequencer } from './tests/helpers/sequencer.js';
 
 const dbTests = ['tests/integration/**/*.test.ts', 'tests/e2e/**/*.test.ts'];
 // *.pg.test.ts need separate processes sharing one database, which only a PostgreSQL server allows.
@@ -25,6 +26,8 @@ export default defineConfig({
     // Two files at a time: most tests wait on timers, carriers and the databases, so on a 2-core
     // machine two workers finish the suite far sooner than vitest's default of cores − 1.
     maxWorkers: 2,
+    // The longest files first, across projects, so neither worker is left alone at the end.
+    sequence: { sequencer: LongestFirstSequencer },
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default', 'json'],
