@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirstSequencer } from './tests/helpers/sequencer.js';
 
 const dbTests = ['tests/integration/**/*.test.ts', 'tests/e2e/**/*.test.ts'];
 // *.pg.test.ts need separate processes sharing one database, which only a PostgreSQL server allows,
@@ -26,6 +27,8 @@ export default defineConfig({
     // Two files at a time: most tests wait on timers, carriers and the databases, so on a 2-core
     // machine two workers finish the suite far sooner than vitest's default of cores − 1.
     maxWorkers: 2,
+    // The longest files first, across projects, so neither worker is left alone at the end.
+    sequence: { sequencer: LongestFirstSequencer },
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default', 'json'],
@@ -46,6 +49,8 @@ export default defineConfig({
           include: dbTests,
           exclude: [serverOnly, ...httpSurface],
           env: { TEST_DB: 'pglite' },
+          // One migrated PGlite dump for the run; each test database starts from it instead of initdb.
+          globalSetup: ['tests/helpers/pglite-template.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
@@ -55,6 +60,8 @@ export default defineConfig({
           name: 'postgres',
           include: dbTests,
           env: { TEST_DB: 'postgres' },
+          // One migrated database for the run; each test database is a copy of it.
+          globalSetup: ['tests/helpers/postgres-template.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

@@ -23,11 +23,15 @@ export interface Database {
 
 const MIGRATIONS = fileURLToPath(new URL('../../drizzle', import.meta.url));
 
-/** `undefined` → PGlite on disk in dataDir, `memory://` → in-memory PGlite, `postgres://…` → a server. */
-export function openDatabase(databaseUrl: string | undefined, dataDir: string): Database {
+/**
+ * `undefined` → PGlite on disk in dataDir, `memory://` → in-memory PGlite, `postgres://…` → a server.
+ * `loadDataDir` (in-memory PGlite only) starts it from a dump (PGlite's dumpDataDir) instead of
+ * running initdb: the tests start each database from one migrated dump.
+ */
+export function openDatabase(databaseUrl: string | undefined, dataDir: string, loadDataDir?: Blob): Database {
   if (databaseUrl === undefined || databaseUrl === 'memory://') {
     if (databaseUrl === undefined) mkdirSync(dataDir, { recursive: true });
-    const client = databaseUrl === undefined ? new PGlite(dataDir) : new PGlite();
+    const client = databaseUrl === undefined ? new PGlite(dataDir) : new PGlite({ loadDataDir });
     const db = drizzlePglite({ client, schema }) as unknown as Db;
     return {
       db,

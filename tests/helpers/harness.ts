@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
+import { inject } from 'vitest';
 import { loadConfig, type Config } from '../../src/config.js';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { startProcess, type ContextOverrides, type RunningProcess, type Role } from '../../src/runtime.js';
@@ -19,16 +21,29 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+let pgliteTemplate: Blob | undefined;
+
+/** The pglite project's migrated dump (tests/helpers/pglite-template.ts), read once per test file. */
+function migratedPglite(): Blob | undefined {
+  const file = inject('pgliteTemplate');
+  if (!file) return undefined; // a project without the global setup: PGlite runs initdb itself
+  pgliteTemplate ??= new Blob([readFileSync(file)]);
+  return pgliteTemplate;
+}
+
 /** A fresh, migrated database for one test file: in-memory PGlite, or a new database on the server. */
 export async function testDatabase(): Promise<TestDatabase> {
   if (!usesServer()) {
-    const database = openDatabase('memory://', '');
+    // Started from the migrated dump (no initdb); migrate() then finds nothing left to apply.
+    const database = openDatabase('memory://', '', migratedPglite());
     await database.migrate();
     return { database, url: undefined, drop: () => database.close() };
   }
   const name = `surgeline_test_${randomBytes(6).toString('hex')}`;
   const admin = postgres(SERVER_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`CREATE DATABASE ${name}`);
+  // A copy of the postgres project's migrated template (tests/helpers/postgres-template.ts), else empty.
+  const template = inject('postgresTemplate');
+  await admin.unsafe(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
   const url = new URL(SERVER_URL);
   url.pathname = `/${name}`;
   const database = openDatabase(url.toString(), '');

@@ -54,10 +54,14 @@ interface Run {
 
 /** Runs `command` (a shell line; "$0" is node) in a fresh network namespace with only lo up. */
 function inFreshNetwork(command: string, env: Record<string, string | undefined>): Run {
-  // The demo's outage and lockdown kept short: these tests are about Redis, not the story.
+  // The demo's outage, lockdown and supply story kept short, and swift's breaker quick to close again
+  // (the demo waits for all of them before its report): these tests are about Redis, not the story.
   const demoEnv: Record<string, string | undefined> = {
     DEMO_OUTAGE_MS: '2000',
     DEMO_LOCKDOWN_MS: '1000',
+    DEMO_RESTOCK_MS: '1000',
+    DEMO_SUPPLIER_HALT_MS: '1500',
+    BREAKER_COOL_DOWN_MS: '1000',
     ...process.env,
     ...env,
   };
