@@ -122,8 +122,12 @@ describe('Bull Board session cookie', () => {
     const names = ((await api.json()) as { queues: { name: string }[] }).queues.map((q) => q.name);
     expect(names).toEqual(
       expect.arrayContaining([
-        'allocation',
-        'dispatch',
+        'allocation.essential',
+        'allocation.express',
+        'allocation.standard',
+        'dispatch.essential',
+        'dispatch.express',
+        'dispatch.standard',
         'notification.sms',
         'notification.email',
         'notification.webhook',

@@ -311,17 +311,23 @@ describe('service endpoints', () => {
       );
     });
 
-    it('lists the allocation, dispatch and notification channel queues through its API', async () => {
+    it('lists the allocation and dispatch lanes and the notification channel queues through its API', async () => {
       const response = await fetch(`${server.url}/admin/queues/api/queues`, {
         headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
       });
       expect(response.status).toBe(200);
       const body = (await response.json()) as { queues: { name: string }[] };
       const names = body.queues.map((q) => q.name);
-      // The notification stage is one queue per channel; metrics still label them `notification`.
+      // Allocation and dispatch are one lane per class, notification one queue per channel;
+      // metrics still label them by stage.
       const boardQueues = [
-        'allocation',
-        'dispatch',
+        'allocation.essential',
+        'allocation.express',
+        'allocation.standard',
+        'dispatch.essential',
+        'dispatch.express',
+        'dispatch.standard',
+        'cancellation',
         'notification.sms',
         'notification.email',
         'notification.webhook',
