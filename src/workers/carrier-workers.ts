@@ -14,46 +14,38 @@ export interface Limiter {
  * One worker per lane of each carrier (`dispatch.{carrierId}.{class}`), sharing a gate paced by
  * the carrier's `rateLimitPerSecond`: a booking is let through only when the carrier's sliding log
  * in Redis has room (the booking step takes that room right before its call), so the lanes share
- * the carrier's calls, across every replica, by class. The
- * carriers table is read when a change is announced on Redis and every `refreshMs` anyway: a new
- * carrier gets its workers, and a limit changed by PATCH takes effect by replacing them, without
- * a restart.
+ * the carrier's calls, across every replica, by class. The carriers table is read when a change
+ * is announced on Redis and every `refreshMs` anyway: a new carrier gets its workers, and a limit
+ * changed by PATCH takes effect at the next call, without a restart.
  */
 export function startCarrierWorkers(
   ctx: Context,
-  makeWorkers: (carrierId: string, pace: (() => Promise<number>) | undefined) => Worker[],
+  makeWorkers: (carrierId: string, pace: () => Promise<number>) => Worker[],
   refreshMs: number,
 ): { ready: Promise<void>; close(): Promise<void> } {
-  const running = new Map<string, { workers: Worker[]; limit: number | null }>();
-  const retiring = new Set<Promise<void>>();
+  // Each carrier's workers and its current limit, which their pace reads at every call: a PATCH
+  // takes effect at the next call, without replacing the workers (and the jobs at their gate).
+  const running = new Map<string, { workers: Worker[]; limit: { perSecond: number | null } }>();
   let stopped = false;
 
   const readCarriers = async () => {
     const carriers = await allCarriers(ctx.db);
     for (const carrier of carriers) {
       if (stopped) return;
-      const limit = carrier.rateLimitPerSecond ?? null;
+      const perSecond = carrier.rateLimitPerSecond ?? null;
       const current = running.get(carrier.id);
-      if (current && current.limit === limit) continue;
       if (current) {
-        // Jobs in flight finish under the old limit; the new workers take the next ones.
-        const closing = Promise.all(current.workers.map((w) => w.close())).then(
-          () => undefined,
-          () => undefined,
-        );
-        retiring.add(closing);
-        void closing.then(() => retiring.delete(closing));
-        ctx.log.info({ carrierId: carrier.id, rateLimitPerSecond: limit }, 'carrier rate limit changed');
+        if (current.limit.perSecond === perSecond) continue;
+        current.limit.perSecond = perSecond;
+        ctx.log.info({ carrierId: carrier.id, rateLimitPerSecond: perSecond }, 'carrier rate limit changed');
+        continue;
       }
-      const pace = limit
-        ? () =>
-            roomIn(
-              ctx.redis,
-              carrierRateKey(ctx.config.queuePrefix, carrier.id),
-              CARRIER_RATE_WINDOW_MS,
-              limit,
-            )
-        : undefined;
+      const limit = { perSecond };
+      const key = carrierRateKey(ctx.config.queuePrefix, carrier.id);
+      const pace = () =>
+        limit.perSecond
+          ? roomIn(ctx.redis, key, CARRIER_RATE_WINDOW_MS, limit.perSecond)
+          : Promise.resolve(0);
       running.set(carrier.id, { workers: makeWorkers(carrier.id, pace), limit });
     }
   };
@@ -115,7 +107,6 @@ export function startCarrierWorkers(
       const force = ctx.redis.status !== 'ready';
       const all = [...running.values()].flatMap(({ workers }) => workers);
       await Promise.all(all.map((worker) => worker.close(force)));
-      await Promise.all([...retiring]);
       await Promise.all(all.map((worker) => worker.disconnect().catch(() => undefined)));
     },
   };
