@@ -22,7 +22,10 @@
  *                it, the baseline of the drain ratio;
  *   - spread:    the burst from 20 shops, each order's shop drawn at random;
  *   - one-shop:  the same burst, one shop posting 95% of it and 19 shops sharing the other 5%:
- *                the small shops' p99 received → dispatched against the big shop's.
+ *                the small shops' p99 received → dispatched against the big shop's;
+ *   - backlog:   the burst posted to an API-only process, then a worker process (same database
+ *                and prefix) drains it: every stage starts saturated, which posting through one
+ *                process's API may never achieve when intake is slower than the pipeline.
  * Ratios, not milliseconds, compare across machines: drain ÷ intake-only post time, each class's
  * p99 ÷ the drain, small shops' p99 ÷ the big shop's (bench/README.md says why).
  *
@@ -33,7 +36,7 @@
  *
  * Env: BENCH_SURGE_ORDERS (50000), BENCH_SURGE_BATCH (500 orders a request), BENCH_SURGE_IN_FLIGHT (4), BENCH_SURGE_TIMEOUT_MS (1800000),
  * BENCH_SURGE_SERVER_URL (postgres://postgres@127.0.0.1:5432/postgres), BENCH_SURGE_SCENARIOS
- * (intake,spread,one-shop), BENCH_SURGE_SEED (2026), REDIS_URL; WORKER_CONCURRENCY and the
+ * (intake,spread,one-shop,backlog), BENCH_SURGE_SEED (2026), REDIS_URL; WORKER_CONCURRENCY and the
  * MIN_SHARE_* settings pass through to the engine. Writes bench/results/surge.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -57,7 +60,9 @@ const IN_FLIGHT = Number(env.BENCH_SURGE_IN_FLIGHT ?? 4);
 const TIMEOUT_MS = Number(env.BENCH_SURGE_TIMEOUT_MS ?? 30 * 60_000);
 const SEED = Number(env.BENCH_SURGE_SEED ?? 2026);
 const SERVER_URL = env.BENCH_SURGE_SERVER_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-const SCENARIOS = (env.BENCH_SURGE_SCENARIOS ?? 'intake,spread,one-shop').split(',').map((s) => s.trim());
+const SCENARIOS = (env.BENCH_SURGE_SCENARIOS ?? 'intake,spread,one-shop,backlog')
+  .split(',')
+  .map((s) => s.trim());
 const KEEP = env.BENCH_SURGE_KEEP === '1';
 const ADMIN = 'bench-admin-token';
 const BATCH = Number(env.BENCH_SURGE_BATCH ?? 500);
@@ -335,6 +340,8 @@ async function runScenario(
   const prefix = `surgeline-bench-surge-${tag}`;
   const dbName = `bench_surge_${process.pid}_${run.replace(/\W/g, '_')}`;
   const intakeOnly = run === 'intake';
+  // backlog: the burst is posted to an API-only process first, then a worker process drains it.
+  const backlog = run === 'backlog';
   await admin.unsafe(`CREATE DATABASE ${dbName}`);
   const url = new URL(SERVER_URL);
   url.pathname = `/${dbName}`;
@@ -365,11 +372,12 @@ async function runScenario(
     },
   });
   let running: RunningProcess | undefined;
+  let workerProcess: RunningProcess | undefined;
   let carrier: CarrierSimulator | undefined;
   let sampling = true;
   let sampler: Promise<void> = Promise.resolve();
   try {
-    running = await startProcess(intakeOnly ? 'api' : 'all', config, { log });
+    running = await startProcess(intakeOnly || backlog ? 'api' : 'all', config, { log });
     await running.ready;
     const { app, ctx } = running;
     const api = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -415,7 +423,7 @@ async function runScenario(
         sku,
         quantity: count * 6 + 1000,
       });
-    if (!intakeOnly) {
+    const waitForBookingWorker = async () => {
       // The carrier's booking workers start on the next carriers refresh: wait, so the first
       // orders do not count that wait.
       const by = Date.now() + 15_000;
@@ -423,7 +431,8 @@ async function runScenario(
         if (Date.now() > by) throw new Error(`no booking worker for ${carrierId} after 15 s`);
         await sleep(50);
       }
-    }
+    };
+    if (!intakeOnly && !backlog) await waitForBookingWorker();
 
     const { bodies, shopDraw } = burst(count);
     const shops = shopIndexes(run, shopDraw);
@@ -490,6 +499,12 @@ async function runScenario(
     console.log(`${run}: posted ${ids.length}/${count} accepted in ${(postMs / 1000).toFixed(1)} s`);
 
     let drained: RunResult['drained'];
+    if (backlog && Date.now() < deadline) {
+      workerProcess = await startProcess('worker', config, { log });
+      await workerProcess.ready;
+      await waitForBookingWorker();
+      console.log(`${run}: workers started ${((Date.now() - t0) / 1000).toFixed(1)} s after the first post`);
+    }
     if (!intakeOnly) {
       // Wait until every accepted order is dispatched (or further), or failed, or the time bound.
       let lastLog = Date.now();
@@ -521,7 +536,7 @@ async function runScenario(
     await sampler;
     loop.disable();
     const jobs = new Map<string, { sum: number; count: number }>();
-    for (const v of (await running.metrics.jobDuration.get()).values) {
+    for (const v of (await (workerProcess ?? running).metrics.jobDuration.get()).values) {
       const queue = String(v.labels.queue);
       const j = jobs.get(queue) ?? { sum: 0, count: 0 };
       if (v.metricName?.endsWith('_sum')) j.sum = v.value;
@@ -537,9 +552,11 @@ async function runScenario(
       what:
         run === 'intake'
           ? 'posting only (API process, no workers): the baseline'
-          : run === 'one-shop'
-            ? `one shop posts ${BIG_SHOP_SHARE * 100}%, ${SHOPS - 1} shops share the rest`
-            : `${SHOPS} shops, each order's shop at random`,
+          : run === 'backlog'
+            ? 'posted with no workers, then one worker process drains the whole burst'
+            : run === 'one-shop'
+              ? `one shop posts ${BIG_SHOP_SHARE * 100}%, ${SHOPS - 1} shops share the rest`
+              : `${SHOPS} shops, each order's shop at random`,
       orders: count,
       requests: answered,
       accepted: ids.length,
@@ -563,6 +580,7 @@ async function runScenario(
     sampling = false;
     await sampler.catch(() => undefined);
     await carrier?.close().catch(() => undefined);
+    await workerProcess?.stop().catch(() => undefined);
     await running?.stop().catch(() => undefined);
     const removed = await deleteKeys(redis, prefix).catch((error) => {
       console.error(`could not clean ${prefix}:* — ${(error as Error).message}`);
@@ -867,12 +885,13 @@ async function main() {
     ),
   );
   console.log('\nwritten: bench/results/surge.json');
-  const failedChecks = results.some(
-    (r) => r.timedOut || (r.drained && (r.drained.lost > 0 || r.drained.essentialP99WithinBound === false)),
-  );
   const lost = results.some((r) => (r.drained?.lost ?? 0) > 0);
-  if (failedChecks)
-    console.log('a check failed: orders lost, essential p99 over 1 s, or the time bound passed');
+  for (const r of results) {
+    if (r.timedOut) console.log(`${r.run}: the time bound passed before it finished`);
+    if (r.drained && r.drained.lost > 0) console.log(`${r.run}: ${r.drained.lost} orders lost`);
+    if (r.drained?.essentialP99WithinBound === false)
+      console.log(`${r.run}: essential p99 received → dispatched over ${ESSENTIAL_P99_BOUND_MS} ms`);
+  }
   // Timed out, or an order lost: exit 1 (an essential p99 over its bound is reported, not fatal).
   if (results.some((r) => r.timedOut) || results.length < SCENARIOS.length || lost) process.exitCode = 1;
 }
