@@ -64,6 +64,8 @@ import {
   SqlCounter,
   sqlDelta,
   writeResult,
+  adminCaller,
+  seedBenchWorld,
 } from './lib/common.js';
 import { Outside } from './lib/outside-client.js';
 
@@ -171,30 +173,14 @@ async function main() {
       eventsBaseUrl: api,
       progress: false,
     });
-    const admin = { authorization: `Bearer ${ADMIN}` };
-    const call = async (method: 'POST' | 'PUT' | 'PATCH', url: string, payload: object) => {
-      const r = await setup.app.inject({ method, url, headers: admin, payload });
-      if (r.statusCode >= 300) throw new Error(`${method} ${url} → ${r.statusCode}: ${r.body}`);
-      return r.json() as Record<string, unknown>;
-    };
-    await call('POST', '/v1/admin/carriers', {
-      id: CARRIER,
-      name: 'Bench',
-      kind: 'http',
-      baseUrl: carrier.url,
+    const call = adminCaller(setup.app, ADMIN);
+    const apiKey = await seedBenchWorld(call, {
+      carrierId: CARRIER,
+      carrierUrl: carrier.url,
       webhookSecret: SECRET,
-      regions: ['*'],
-      rank: 1,
+      region: REGION,
+      skus: SKUS,
     });
-    const shop = (await call('POST', '/v1/admin/shops', {
-      name: 'Bench',
-      rateLimitPerMinute: 1_000_000,
-    })) as {
-      apiKey: string;
-    };
-    await call('POST', '/v1/admin/warehouses', { id: 'wh-bench', name: 'Bench', region: REGION });
-    for (const sku of SKUS)
-      await call('PUT', '/v1/admin/inventory', { warehouseId: 'wh-bench', sku, quantity: 1_000_000 });
     await setup.stop();
 
     // ------------------------------------------------------------ one measured process
@@ -303,7 +289,7 @@ async function main() {
         samples: Record<string, string>;
       }>('post', {
         url: api,
-        apiKey: shop.apiKey,
+        apiKey,
         bodies,
         keyPrefix,
         connections: CONNECTIONS,

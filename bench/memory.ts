@@ -34,6 +34,8 @@ import {
   scanKeys,
   sleep,
   writeResult,
+  adminCaller,
+  seedBenchWorld,
 } from './lib/common.js';
 import { Outside } from './lib/outside-client.js';
 
@@ -164,39 +166,13 @@ async function main() {
       eventsBaseUrl: api,
       progress: { inTransitAfterMs: 20, deliveredAfterMs: 50 },
     });
-    const call = async (
-      method: 'POST' | 'PUT',
-      url: string,
-      payload: object,
-      headers: object = { authorization: `Bearer ${ADMIN}` },
-    ) => {
-      const r = await apiOnly.app.inject({
-        method,
-        url,
-        headers: headers as Record<string, string>,
-        payload,
-      });
-      if (r.statusCode >= 300) throw new Error(`${method} ${url} → ${r.statusCode}: ${r.body}`);
-      return r.json() as Record<string, unknown>;
-    };
-    await call('POST', '/v1/admin/carriers', {
-      id: 'bench',
-      name: 'Bench',
-      kind: 'http',
-      baseUrl: carrier.url,
+    const apiKey = await seedBenchWorld(adminCaller(apiOnly.app, ADMIN), {
+      carrierId: 'bench',
+      carrierUrl: carrier.url,
       webhookSecret: 'bench-secret-1',
-      regions: ['*'],
-      rank: 1,
+      region: REGION,
+      skus: SKUS,
     });
-    const shop = (await call('POST', '/v1/admin/shops', {
-      name: 'Bench',
-      rateLimitPerMinute: 1_000_000,
-    })) as {
-      apiKey: string;
-    };
-    await call('POST', '/v1/admin/warehouses', { id: 'wh-bench', name: 'Bench', region: REGION });
-    for (const sku of SKUS)
-      await call('PUT', '/v1/admin/inventory', { warehouseId: 'wh-bench', sku, quantity: 1_000_000 });
     const before = await size(redis);
     const bodies = surgeOrders(N, SKUS, [REGION]);
     let next = 0;
@@ -204,10 +180,13 @@ async function main() {
       Array.from({ length: 20 }, async () => {
         while (next < N) {
           const i = next++;
-          await call('POST', '/v1/orders', bodies[i], {
-            authorization: `Bearer ${shop.apiKey}`,
-            'idempotency-key': `${RUN}-${i}`,
+          const r = await apiOnly.app.inject({
+            method: 'POST',
+            url: '/v1/orders',
+            headers: { authorization: `Bearer ${apiKey}`, 'idempotency-key': `${RUN}-${i}` },
+            payload: bodies[i],
           });
+          if (r.statusCode >= 300) throw new Error(`POST /v1/orders → ${r.statusCode}: ${r.body}`);
         }
       }),
     );

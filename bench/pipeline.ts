@@ -35,6 +35,8 @@ import {
   redisClient,
   sleep,
   writeResult,
+  adminCaller,
+  seedBenchWorld,
 } from './lib/common.js';
 import { Outside } from './lib/outside-client.js';
 
@@ -159,29 +161,14 @@ async function main() {
       eventsBaseUrl: api,
       progress: false,
     });
-    const call = async (method: 'POST' | 'PUT', url: string, payload: object) => {
-      const r = await app.inject({ method, url, headers: { authorization: `Bearer ${ADMIN}` }, payload });
-      if (r.statusCode >= 300) throw new Error(`${method} ${url} → ${r.statusCode}: ${r.body}`);
-      return r.json() as Record<string, unknown>;
-    };
-    await call('POST', '/v1/admin/carriers', {
-      id: 'bench',
-      name: 'Bench',
-      kind: 'http',
-      baseUrl: carrier.url,
+    const call = adminCaller(app, ADMIN);
+    const apiKey = await seedBenchWorld(call, {
+      carrierId: 'bench',
+      carrierUrl: carrier.url,
       webhookSecret: 'bench-secret-1',
-      regions: ['*'],
-      rank: 1,
+      region: REGION,
+      skus: SKUS,
     });
-    const shop = (await call('POST', '/v1/admin/shops', {
-      name: 'Bench',
-      rateLimitPerMinute: 1_000_000,
-    })) as {
-      apiKey: string;
-    };
-    await call('POST', '/v1/admin/warehouses', { id: 'wh-bench', name: 'Bench', region: REGION });
-    for (const sku of SKUS)
-      await call('PUT', '/v1/admin/inventory', { warehouseId: 'wh-bench', sku, quantity: 1_000_000 });
 
     const booked = async () =>
       (
@@ -194,7 +181,7 @@ async function main() {
       const posted = outside
         .call<{ wallMs: number; statuses: Record<string, number>; samples: object }>('post', {
           url: api,
-          apiKey: shop.apiKey,
+          apiKey,
           bodies,
           keyPrefix: `${RUN}-${tag}`,
           connections: CONNECTIONS,

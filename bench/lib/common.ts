@@ -14,6 +14,7 @@ import postgres from 'postgres';
 import { fileURLToPath } from 'node:url';
 import type { Database, Db } from '../../src/db/client.js';
 import * as schema from '../../src/db/schema.js';
+import type { FastifyInstance } from 'fastify';
 
 export const SERVER_URL = process.env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -301,3 +302,40 @@ export function writeResult(file: string, data: unknown) {
 }
 
 export const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+
+/** Answers an admin call made with `inject` (or throws naming it), for the benches' set-up. */
+export type AdminCall = (method: 'POST' | 'PUT' | 'PATCH', url: string, payload: object) => Promise<unknown>;
+
+export function adminCaller(app: FastifyInstance, token: string): AdminCall {
+  return async (method, url, payload) => {
+    const r = await app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, payload });
+    if (r.statusCode >= 300) throw new Error(`${method} ${url} → ${r.statusCode}: ${r.body}`);
+    return r.json();
+  };
+}
+
+/**
+ * The benches' world: one carrier serving every region, one shop that no rate limit slows, one
+ * warehouse in `region` holding a million of each SKU. Answers the shop's API key.
+ */
+export async function seedBenchWorld(
+  call: AdminCall,
+  world: { carrierId: string; carrierUrl: string; webhookSecret: string; region: string; skus: string[] },
+): Promise<string> {
+  await call('POST', '/v1/admin/carriers', {
+    id: world.carrierId,
+    name: 'Bench',
+    kind: 'http',
+    baseUrl: world.carrierUrl,
+    webhookSecret: world.webhookSecret,
+    regions: ['*'],
+    rank: 1,
+  });
+  const shop = (await call('POST', '/v1/admin/shops', { name: 'Bench', rateLimitPerMinute: 1_000_000 })) as {
+    apiKey: string;
+  };
+  await call('POST', '/v1/admin/warehouses', { id: 'wh-bench', name: 'Bench', region: world.region });
+  for (const sku of world.skus)
+    await call('PUT', '/v1/admin/inventory', { warehouseId: 'wh-bench', sku, quantity: 1_000_000 });
+  return shop.apiKey;
+}
