@@ -39,7 +39,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import postgres from 'postgres';
 import { loadConfig } from '../src/config.js';
 import { surgeOrders } from '../src/demo/surge.js';
@@ -66,6 +65,7 @@ import {
   writeResult,
   adminCaller,
   seedBenchWorld,
+  freePort,
 } from './lib/common.js';
 import { Outside } from './lib/outside-client.js';
 
@@ -84,15 +84,6 @@ const REGION = 'bench-region';
 
 const redisCounter = new RedisCounter();
 redisCounter.install();
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** utime+stime (ms) of every backend connected to `database`, by pid. */
 async function backendCpu(admin: postgres.Sql, database: string): Promise<Map<number, number>> {

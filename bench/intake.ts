@@ -19,7 +19,6 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import postgres from 'postgres';
 import { surgeOrders } from '../src/demo/surge.js';
 import {
@@ -33,6 +32,7 @@ import {
   redisClient,
   sleep,
   writeResult,
+  freePort,
 } from './lib/common.js';
 import { load, type LoadResult } from './lib/http-load.js';
 
@@ -48,15 +48,6 @@ const BARE_PREFIX = `surgeline-bench-intake-bare-${RUN}`;
 const ADMIN = 'bench-admin-token';
 const SKUS = ['A', 'B', 'C', 'D', 'E', 'F'];
 const REGION = 'bench-region';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** utime + stime of a process, ms (Linux /proc, 100 ticks/s); NaN where there is no /proc. */
 function procCpuMs(pid: number): number {

@@ -18,7 +18,6 @@
  * Writes bench/results/memory.json.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import postgres from 'postgres';
 import type { Redis } from 'ioredis';
 import { loadConfig } from '../src/config.js';
@@ -36,6 +35,7 @@ import {
   writeResult,
   adminCaller,
   seedBenchWorld,
+  freePort,
 } from './lib/common.js';
 import { Outside } from './lib/outside-client.js';
 
@@ -68,15 +68,6 @@ const QUEUE_PARTS = new Set([
   'repeat',
   'waiting-children',
 ]);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Sized {
   keys: number;

@@ -19,7 +19,6 @@
  * Writes bench/results/pipeline.json.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { Queue, Worker } from 'bullmq';
 import postgres from 'postgres';
 import { loadConfig } from '../src/config.js';
@@ -37,6 +36,7 @@ import {
   writeResult,
   adminCaller,
   seedBenchWorld,
+  freePort,
 } from './lib/common.js';
 import { Outside } from './lib/outside-client.js';
 
@@ -51,15 +51,6 @@ const CHAIN_PREFIX = `surgeline-bench-chain-${RUN}`;
 const ADMIN = 'bench-admin-token';
 const SKUS = ['A', 'B', 'C', 'D', 'E', 'F'];
 const REGION = 'bench-region';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Run {
   orders: number;

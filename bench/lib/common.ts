@@ -6,6 +6,7 @@
  * per-carrier queues) is counted as it is.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
@@ -338,4 +339,14 @@ export async function seedBenchWorld(
   for (const sku of world.skus)
     await call('PUT', '/v1/admin/inventory', { warehouseId: 'wh-bench', sku, quantity: 1_000_000 });
   return shop.apiKey;
+}
+
+/** A TCP port free on 127.0.0.1 a moment ago (for a process the bench starts). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
 }
