@@ -5,11 +5,6 @@ import { carriersChannel } from '../queues/carrier-changes.js';
 import { roomIn } from '../integrations/sliding-log.js';
 import { CARRIER_RATE_WINDOW_MS, carrierRateKey } from '../queues/topology.js';
 
-export interface Limiter {
-  max: number;
-  duration: number;
-}
-
 /**
  * One worker per lane of each carrier (`dispatch.{carrierId}.{class}`), sharing a gate paced by
  * the carrier's `rateLimitPerSecond`: a booking is let through only when the carrier's sliding log

@@ -18,7 +18,7 @@ import { cancelBooking } from '../steps/cancel-booking.js';
 import { bookCall, dispatch, type DispatchResult } from '../steps/dispatch.js';
 import { sendNotification } from '../steps/notify.js';
 import { cappedBackoff } from './backoff.js';
-import { startCarrierWorkers, type Limiter } from './carrier-workers.js';
+import { startCarrierWorkers } from './carrier-workers.js';
 import { LaneGate } from './lane-gate.js';
 import { LOCKDOWN_TICK_MS, lockdownPassOnce } from '../steps/lockdown.js';
 import { BACKORDER_TICK_MS, backorderPassOnce } from '../steps/backorders.js';
@@ -65,6 +65,12 @@ const PROCESSORS: Record<QueueName, Processor> = {
     throw new DelayedError();
   },
 };
+
+/** BullMQ's limiter: at most `max` jobs per `duration` ms across every worker of the queue. */
+interface Limiter {
+  max: number;
+  duration: number;
+}
 
 /**
  * A channel's rate limit (messages per second across every replica) as BullMQ's limiter; 0: none.
