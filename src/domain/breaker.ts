@@ -150,6 +150,15 @@ export function allowCall(
   return { ...step, record: { ...r, probes: r.probes + 1, probeUntil: now + s.probeLeaseMs }, allowed: true };
 }
 
+/** A probe's place given back: allowed, but no call was made after all (nothing to judge by). */
+export function releaseProbe(record: BreakerRecord, now: number, s: BreakerSettings): BreakerStep {
+  const step = advance(record, now, s);
+  const r = step.record;
+  if (r.state !== 'half_open' || r.probes === 0) return step;
+  const probes = r.probes - 1;
+  return { ...step, record: { ...r, probes, probeUntil: probes === 0 ? undefined : r.probeUntil } };
+}
+
 /** After a call that reached a verdict. */
 export function recordOutcome(
   record: BreakerRecord,

@@ -155,7 +155,12 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
     carrier.id,
     resume ? 'resume' : stale ? 'stale' : 'pending',
   );
-  if (attemptId === null) return { kind: 'skipped' }; // another call in flight, or cancelled meanwhile
+  // No call follows from here on but the one below: a probe place the breaker gave is given back.
+  const noCall = () => ctx.breakers.release(carrier.id).catch(() => undefined);
+  if (attemptId === null) {
+    await noCall();
+    return { kind: 'skipped' }; // another call in flight, or cancelled meanwhile
+  }
   // The carrier's cap: a sliding log in Redis, its slot taken as the last thing before the call,
   // so no second holds more than rateLimitPerSecond calls across every replica. Its window is a
   // little over a second, for the jitter between taking a slot and the call landing.
@@ -168,6 +173,7 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
     );
     if (waitMs > 0) {
       await abandonBooking(ctx.db, attemptId, parcel.id); // no call was made: no attempt
+      await noCall();
       return { kind: 'wait', delayMs: waitMs };
     }
   }

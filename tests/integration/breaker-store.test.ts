@@ -7,6 +7,7 @@ import {
   breakerView,
   initialBreaker,
   recordOutcome,
+  releaseProbe,
   type BreakerRecord,
   type BreakerSettings,
 } from '../../src/domain/breaker.js';
@@ -96,7 +97,15 @@ describe('the Lua script mirrors domain/breaker.ts', () => {
           now += Math.floor(random() ** 3 * s.coolDownMs * 1.2); // mostly short gaps, some past a cool-down
           const pick = random();
           const op: BreakerOp =
-            pick < 0.1 ? 'peek' : pick < 0.4 ? 'allow' : pick < 0.75 ? 'failure' : 'success';
+            pick < 0.1
+              ? 'peek'
+              : pick < 0.4
+                ? 'allow'
+                : pick < 0.5
+                  ? 'release'
+                  : pick < 0.78
+                    ? 'failure'
+                    : 'success';
           const reply = await runBreaker(a, key, op, s, now);
           let expected: { state: string; since: number | null; allowed: boolean; changes: unknown[] };
           if (op === 'peek') {
@@ -106,7 +115,12 @@ describe('the Lua script mirrors domain/breaker.ts', () => {
               changes: advance(record, now, s).changes,
             };
           } else {
-            const next = op === 'allow' ? allowCall(record, now, s) : recordOutcome(record, op, now, s);
+            const next =
+              op === 'allow'
+                ? allowCall(record, now, s)
+                : op === 'release'
+                  ? releaseProbe(record, now, s)
+                  : recordOutcome(record, op, now, s);
             record = next.record;
             expected = {
               state: record.state,

@@ -6,6 +6,7 @@ import {
   breakerView,
   initialBreaker,
   recordOutcome,
+  releaseProbe,
   type BreakerChange,
   type BreakerOutcome,
   type BreakerRecord,
@@ -205,6 +206,18 @@ describe('open and half_open breaker', () => {
     const reported = recordOutcome(second.record, 'success', at + 2, s);
     expect(reported.record).toMatchObject({ state: 'half_open', probes: 0, okProbes: 1 });
     expect(allowCall(reported.record, at + 3, s).allowed).toBe(true);
+  });
+
+  it('gives a probe place back when no call followed, without counting it as a verdict', () => {
+    const at = T0 + 20_000;
+    const taken = allowCall(opened(), at, s);
+    expect(allowCall(taken.record, at + 1, s).allowed).toBe(false);
+    const released = releaseProbe(taken.record, at + 2, s);
+    expect(released.record).toMatchObject({ state: 'half_open', probes: 0, okProbes: 0 });
+    expect(allowCall(released.record, at + 3, s).allowed).toBe(true);
+    // Nothing to give back: closed, or no probe out.
+    expect(releaseProbe(initialBreaker(), at, s).record).toEqual(initialBreaker());
+    expect(releaseProbe(released.record, at + 4, s).record).toEqual(released.record);
   });
 
   it('closes after 2 successful probes, since = the second', () => {

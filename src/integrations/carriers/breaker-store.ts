@@ -19,6 +19,8 @@ export interface BreakerStore {
   states(carrierIds: string[]): Promise<Record<string, BreakerView>>;
   /** Before a call: false when the breaker is open, or half_open with its probes in flight. */
   allow(carrierId: string): Promise<boolean>;
+  /** After an allowed call that was not made after all: a half-open breaker's probe place is free again. */
+  release(carrierId: string): Promise<void>;
   /** After a call that reached a verdict: 'success' (booked or a 422 — the carrier works), 'failure' (5xx, 429, timeout, refused connection, auth fault). */
   record(carrierId: string, outcome: 'success' | 'failure'): Promise<BreakerView>;
 }
@@ -41,7 +43,7 @@ export class BreakerStateUnavailable extends Error {
  * One carrier's breaker, read and changed atomically in Redis. It MIRRORS src/domain/breaker.ts
  * (advance, allowCall, recordOutcome: the spec) on the same JSON record, with Redis's clock so
  * every replica agrees; change one, change the other (tests/integration/breaker-store.test.ts
- * runs both on the same sequences). ARGV: op (peek | allow | success | failure), now ('' = Redis
+ * runs both on the same sequences). ARGV: op (peek | allow | release | success | failure), now ('' = Redis
  * TIME; tests pass explicit times), then the settings. peek never writes. Returns
  * { state, since ('' = never changed), allowed (1/0), from1, to1, from2, to2 … }.
  */
@@ -77,6 +79,11 @@ if op == 'allow' then
     if r.probes >= maxProbes then allowed = 0
     else r.probes, r.probeUntil, dirty = r.probes + 1, now + lease, true end
   end
+elseif op == 'release' then
+  if r.state == 'half_open' and r.probes > 0 then
+    r.probes, dirty = r.probes - 1, true
+    if r.probes == 0 then r.probeUntil = nil end
+  end
 elseif (op == 'success' or op == 'failure') and r.state == 'half_open' then
   if op == 'failure' then move('open', now)
   else
@@ -110,7 +117,7 @@ for _, c in ipairs(changes) do out[#out + 1] = c end
 return out
 `;
 
-export type BreakerOp = 'peek' | 'allow' | 'success' | 'failure';
+export type BreakerOp = 'peek' | 'allow' | 'release' | 'success' | 'failure';
 
 export interface BreakerReply {
   state: BreakerState;
@@ -231,6 +238,9 @@ export function createBreakerStore(
     },
     async allow(carrierId) {
       return (await run(carrierId, 'allow')).allowed;
+    },
+    async release(carrierId) {
+      await run(carrierId, 'release');
     },
     async record(carrierId, outcome) {
       const reply = await run(carrierId, outcome);
