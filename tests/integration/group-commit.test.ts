@@ -14,7 +14,7 @@ import { count, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isUnavailable } from '../../src/api/plugins/errors.js';
 import { findShopByKeyId } from '../../src/db/shops.js';
-import { orders } from '../../src/db/schema.js';
+import { orders, shops } from '../../src/db/schema.js';
 import { intakeMany, type NewOrder } from '../../src/steps/intake.js';
 import { createCarrier, newKey, orderBody, seedShopWithStock, shopHeaders } from '../helpers/fixtures.js';
 import { startTestServer, testDatabase, type TestDatabase, type TestServer } from '../helpers/harness.js';
@@ -120,6 +120,27 @@ describe('group-commit intake', () => {
     expect(await ordersWithKey(badKey)).toBe(0);
     expect(good.map((r) => r.statusCode)).toEqual([202, 202, 202]);
     for (const key of goodKeys) expect(await ordersWithKey(key)).toBe(1);
+  });
+
+  it('reads a shop once per SHOP_CACHE_MS per process, and still checks every key against it', async () => {
+    const keyId = /^sk_(.{12})_/.exec(shop.apiKey)![1];
+    expect((await post(orderBody())).statusCode).toBe(202);
+    // Its key id changed behind the API's back: within the cache's time the row is not read again…
+    await server.ctx.db.update(shops).set({ apiKeyId: 'moved-away-0' }).where(eq(shops.apiKeyId, keyId));
+    try {
+      expect((await post(orderBody())).statusCode).toBe(202);
+      // …but a wrong secret for a cached key id is refused as before.
+      const forged = shop.apiKey.slice(0, -4) + (shop.apiKey.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+      const refused = await server.app.inject({
+        method: 'POST',
+        url: '/v1/orders',
+        headers: { ...shopHeaders(forged, newKey()), 'content-type': 'application/json' },
+        payload: JSON.stringify(orderBody()),
+      });
+      expectProblem(refused, 401, 'unauthorized');
+    } finally {
+      await server.ctx.db.update(shops).set({ apiKeyId: keyId }).where(eq(shops.apiKeyId, 'moved-away-0'));
+    }
   });
 
   it('commits the rest of a batch when the database refuses one of its orders, which alone fails', async () => {
