@@ -1,11 +1,7 @@
 import { sql } from 'drizzle-orm';
+import { rowsOf } from './bulk.js';
 import type { Db } from './client.js';
 import type { RecentWork } from '../domain/forecast.js';
-
-/** PGlite answers `{ rows }`, postgres.js an array of rows. */
-function rowsOf<T>(result: unknown): T[] {
-  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
-}
 
 /**
  * Orders taken in per minute in [from, to): one row per minute that had any (a range scan of

@@ -1,4 +1,5 @@
-import { and, inArray } from 'drizzle-orm';
+import { and, inArray, sql } from 'drizzle-orm';
+import { insertRows } from './bulk.js';
 import type { Db } from './client.js';
 import { recordEvents, type LoadedOrder, type OrderRow, type OutboxEnv } from './orders.js';
 import type { OutboxRef } from './outbox.js';
@@ -12,9 +13,6 @@ export interface OrderToInsert {
   items: { sku: string; quantity: number }[];
   webhookUrl: string | null;
 }
-
-/** Rows per INSERT statement: PostgreSQL takes at most 65,535 parameters in one. */
-const ROWS_PER_INSERT = 2_000;
 
 /**
  * Commits orders in ONE transaction (group-commit intake): one multi-row INSERT of
@@ -40,18 +38,17 @@ export async function insertOrders(
   );
   const byId = new Map(entries.map((e) => [e.row.id, e]));
   return db.transaction(async (tx) => {
-    const inserted = await tx
-      .insert(orders)
-      .values(sorted.map((e) => e.row))
-      .onConflictDoNothing({ target: [orders.shopId, orders.idempotencyKey] })
-      .returning();
+    const inserted = await insertRows(
+      tx,
+      orders,
+      sorted.map((e) => e.row),
+      { onConflict: sql`(shop_id, idempotency_key) do nothing`, returning: true },
+    );
     if (inserted.length === 0) return created;
     const lines = inserted.flatMap((o) =>
       byId.get(o.id)!.items.map((item, line) => ({ orderId: o.id, line, ...item })),
     );
-    for (let start = 0; start < lines.length; start += ROWS_PER_INSERT) {
-      await tx.insert(orderItems).values(lines.slice(start, start + ROWS_PER_INSERT));
-    }
+    await insertRows(tx, orderItems, lines);
     const loaded: LoadedOrder[] = inserted.map((o) => ({ ...o, webhookUrl: byId.get(o.id)!.webhookUrl }));
     const notifications = await recordEvents(
       tx,

@@ -1,4 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
+import { rowsOf } from './bulk.js';
 import type { Db } from './client.js';
 import { BREAKDOWN_SLICES, type BreakdownSlice, type ClosedCounts } from '../domain/kpis.js';
 
@@ -25,11 +26,6 @@ interface Row {
   p50: number | null;
   p95: number | null;
   received: number | null;
-}
-
-/** PGlite answers `{ rows }`, postgres.js an array of rows. */
-function rowsOf<T>(result: unknown): T[] {
-  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
 }
 
 const counts = sql.raw(`

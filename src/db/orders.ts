@@ -1,4 +1,5 @@
-import { and, asc, desc, eq, lt, or } from 'drizzle-orm';
+import { and, asc, desc, eq, lt, or, sql } from 'drizzle-orm';
+import { insertRows } from './bulk.js';
 import type { Db } from './client.js';
 import { forgetClosure, recordClosure } from './kpis.js';
 import { writeOutbox, writeOutboxMany, type OutboxRef } from './outbox.js';
@@ -203,20 +204,19 @@ export async function recordEvents(
     if (rows) written.set(e.order.id, [...(written.get(e.order.id) ?? []), ...rows]);
   }
   if (once.length === 0) return written;
-  const inserted = await tx
-    .insert(orderEvents)
-    .values(
-      once.map(({ order, status, at, detail }) => ({
-        orderId: order.id,
-        attempt: order.attempt,
-        status,
-        seq: 1,
-        at,
-        detail,
-      })),
-    )
-    .onConflictDoNothing()
-    .returning({ orderId: orderEvents.orderId, attempt: orderEvents.attempt, status: orderEvents.status });
+  const inserted = await insertRows(
+    tx,
+    orderEvents,
+    once.map(({ order, status, at, detail }) => ({
+      orderId: order.id,
+      attempt: order.attempt,
+      status,
+      seq: 1,
+      at,
+      detail,
+    })),
+    { onConflict: sql`do nothing`, returning: true },
+  );
   const isNew = new Set(inserted.map((r) => `${r.orderId}:${r.attempt}:${r.status}`));
   const fresh = once.filter((e) => isNew.has(`${e.order.id}:${e.order.attempt}:${e.status}`));
   const outbox = await writeOutboxMany(

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { and, asc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { insertRows } from './bulk.js';
 import type { Db } from './client.js';
 import { notifications, orders, shops } from './schema.js';
 import { outboxMessages, type Channel, type NotifiedOrder, type OutboxMessage } from '../domain/notify.js';
@@ -18,9 +19,6 @@ export interface OutboxEvent<O> {
   status: string;
   at: Date;
 }
-
-/** Rows per INSERT statement: PostgreSQL takes at most 65,535 parameters in one. */
-const ROWS_PER_INSERT = 2_000;
 
 /**
  * Writes the outbox rows of one timeline event, rendered whole (recipient, text, dedupe key,
@@ -90,17 +88,12 @@ export async function insertOutboxRowsMany(
     })),
   );
   const written = new Map<string, OutboxRef[]>();
-  for (let start = 0; start < values.length; start += ROWS_PER_INSERT) {
-    const rows = await tx
-      .insert(notifications)
-      .values(values.slice(start, start + ROWS_PER_INSERT))
-      .onConflictDoNothing()
-      .returning({ id: notifications.id, channel: notifications.channel, orderId: notifications.orderId });
-    for (const r of rows) {
-      const list = written.get(r.orderId) ?? [];
-      list.push({ notificationId: r.id, channel: r.channel });
-      written.set(r.orderId, list);
-    }
+  // One json parameter however many rows (db/bulk.ts): no 65,535-parameter limit to split at.
+  const rows = await insertRows(tx, notifications, values, { onConflict: sql`do nothing`, returning: true });
+  for (const r of rows) {
+    const list = written.get(r.orderId) ?? [];
+    list.push({ notificationId: r.id, channel: r.channel });
+    written.set(r.orderId, list);
   }
   return written;
 }
