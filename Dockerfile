@@ -7,6 +7,10 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json drizzle.config.ts ./
 COPY drizzle ./drizzle
 COPY src ./src
+# Not root: the engine needs no privilege. .data is where embedded PGlite lives when DATABASE_URL is
+# unset; tsx's compile cache goes to /tmp.
+RUN mkdir -p .data && chown node:node .data
+USER node
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
 # Node itself, not npx/npm: npm runs a command through `sh -c`, and dash (Debian's sh) neither execs
