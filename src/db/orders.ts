@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, lt, or, sql } from 'drizzle-orm';
 import { insertRows } from './bulk.js';
 import type { Db } from './client.js';
+import { reusable } from './reusable.js';
 import { forgetClosure, recordClosure } from './kpis.js';
 import { writeOutbox, writeOutboxMany, type OutboxRef } from './outbox.js';
 import { feedback, orderEvents, orderItems, orders, shops } from './schema.js';
@@ -62,11 +63,17 @@ export async function transition(
 ): Promise<Moved | null> {
   if (!canTransition(order.status, move.to)) throw new ForbiddenTransition(order.status, move.to);
   const at = move.at ?? new Date();
-  const [row] = await tx
-    .update(orders)
-    .set({ status: move.to, updatedAt: new Date(), ...move.set })
-    .where(and(eq(orders.id, order.id), eq(orders.attempt, order.attempt), eq(orders.status, order.status)))
-    .returning();
+  const guard = { id: order.id, attempt: order.attempt, from: order.status, to: move.to };
+  const [row] =
+    move.set && Object.keys(move.set).length > 0
+      ? await tx
+          .update(orders)
+          .set({ status: move.to, updatedAt: new Date(), ...move.set })
+          .where(
+            and(eq(orders.id, order.id), eq(orders.attempt, order.attempt), eq(orders.status, order.status)),
+          )
+          .returning()
+      : await moveStatus(tx, { ...guard, now: new Date().toISOString() });
   if (!row) return null;
   const moved: LoadedOrder = { ...row, webhookUrl: order.webhookUrl };
   const effects = EFFECTS[move.to] ?? {};
@@ -78,6 +85,18 @@ export async function transition(
   if (CLOSING.has(move.to)) await recordClosure(tx, moved.id);
   return { order: moved, notifications, cancellations };
 }
+
+/** transition()'s guarded update when only the status moves (most moves): built once. */
+const moveStatus = reusable<
+  { id: string; attempt: number; from: OrderStatus; to: OrderStatus; now: string },
+  OrderRow[]
+>((db, p) =>
+  db
+    .update(orders)
+    .set({ status: sql`${p('to')}`, updatedAt: sql`${p('now')}::timestamptz` })
+    .where(and(eq(orders.id, p('id')), eq(orders.attempt, p('attempt')), eq(orders.status, p('from'))))
+    .returning(),
+);
 
 export interface Retry {
   at?: Date;
@@ -154,28 +173,63 @@ export async function recordEvent(
 ): Promise<OutboxRef[] | null> {
   let seq = 1;
   if (REPEATABLE.has(status) || RECURRING.has(status)) {
-    const earlier = await tx
-      .select({ seq: orderEvents.seq, at: orderEvents.at, detail: orderEvents.detail })
-      .from(orderEvents)
-      .where(
-        and(
-          eq(orderEvents.orderId, order.id),
-          eq(orderEvents.attempt, order.attempt),
-          eq(orderEvents.status, status),
-        ),
-      );
+    const earlier = await earlierEvents(tx, { orderId: order.id, attempt: order.attempt, status });
     if (REPEATABLE.has(status) && earlier.some((e) => e.at.getTime() === at.getTime() && e.detail === detail))
       return null;
     seq = earlier.reduce((max, e) => Math.max(max, e.seq), 0) + 1;
   }
-  const inserted = await tx
-    .insert(orderEvents)
-    .values({ orderId: order.id, attempt: order.attempt, status, seq, at, detail })
-    .onConflictDoNothing()
-    .returning({ id: orderEvents.id });
+  const inserted = await insertEvent(tx, {
+    orderId: order.id,
+    attempt: order.attempt,
+    status,
+    seq,
+    at: at.toISOString(),
+    detail,
+  });
   if (inserted.length === 0) return null;
   return writeOutbox(tx, order, toldStatus(status, seq), at, env);
 }
+
+const earlierEvents = reusable<
+  { orderId: string; attempt: number; status: TimelineStatus },
+  { seq: number; at: Date; detail: string | null }[]
+>((db, p) =>
+  db
+    .select({ seq: orderEvents.seq, at: orderEvents.at, detail: orderEvents.detail })
+    .from(orderEvents)
+    .where(
+      and(
+        eq(orderEvents.orderId, p('orderId')),
+        eq(orderEvents.attempt, p('attempt')),
+        eq(orderEvents.status, p('status')),
+      ),
+    ),
+);
+
+const insertEvent = reusable<
+  {
+    orderId: string;
+    attempt: number;
+    status: TimelineStatus;
+    seq: number;
+    at: string;
+    detail: string | null;
+  },
+  { id: number }[]
+>((db, p) =>
+  db
+    .insert(orderEvents)
+    .values({
+      orderId: p('orderId'),
+      attempt: p('attempt'),
+      status: p('status'),
+      seq: p('seq'),
+      at: sql`${p('at')}::timestamptz`,
+      detail: p('detail'),
+    })
+    .onConflictDoNothing()
+    .returning({ id: orderEvents.id }),
+);
 
 /** One event for recordEvents. */
 export interface EventToRecord {
@@ -234,23 +288,33 @@ function loaded(row: { order: OrderRow; webhookUrl: string | null }): LoadedOrde
   return { ...row.order, webhookUrl: row.webhookUrl };
 }
 
-export async function findOrder(db: Db, id: string): Promise<LoadedOrder | undefined> {
-  const [row] = await db
+type LoadedRow = { order: OrderRow; webhookUrl: string | null };
+
+const orderQuery = reusable<{ id: string }, LoadedRow[]>((db, p) =>
+  db
     .select(loadedColumns)
     .from(orders)
     .innerJoin(shops, eq(shops.id, orders.shopId))
-    .where(eq(orders.id, id));
+    .where(eq(orders.id, p('id'))),
+);
+
+const lockedOrderQuery = reusable<{ id: string }, LoadedRow[]>((db, p) =>
+  db
+    .select(loadedColumns)
+    .from(orders)
+    .innerJoin(shops, eq(shops.id, orders.shopId))
+    .where(eq(orders.id, p('id')))
+    .for('update', { of: orders }),
+);
+
+export async function findOrder(db: Db, id: string): Promise<LoadedOrder | undefined> {
+  const [row] = await orderQuery(db, { id });
   return row && loaded(row);
 }
 
 /** The order row locked until the transaction ends: two carrier events of one order apply in turn. */
 export async function lockOrder(tx: Db, id: string): Promise<LoadedOrder | undefined> {
-  const [row] = await tx
-    .select(loadedColumns)
-    .from(orders)
-    .innerJoin(shops, eq(shops.id, orders.shopId))
-    .where(eq(orders.id, id))
-    .for('update', { of: orders });
+  const [row] = await lockedOrderQuery(tx, { id });
   return row && loaded(row);
 }
 
@@ -268,8 +332,16 @@ export async function findByTrackingToken(db: Db, token: string): Promise<OrderR
   return order;
 }
 
+const itemsQuery = reusable<{ orderId: string }, OrderItemRow[]>((db, p) =>
+  db
+    .select()
+    .from(orderItems)
+    .where(eq(orderItems.orderId, p('orderId')))
+    .orderBy(asc(orderItems.line)),
+);
+
 export async function orderItemsOf(db: Db, orderId: string): Promise<OrderItemRow[]> {
-  return db.select().from(orderItems).where(eq(orderItems.orderId, orderId)).orderBy(asc(orderItems.line));
+  return itemsQuery(db, { orderId });
 }
 
 /** Everything GET /v1/orders/{id} and the tracking page show. */

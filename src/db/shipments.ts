@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { and, asc, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
+import { insertRows } from './bulk.js';
+import { reusable } from './reusable.js';
 import { carrierAttempts, shipments } from './schema.js';
 import type { AttemptRecord } from '../domain/carrier-choice.js';
 import { MAYBE_BOOKED, POSSIBLY_BOOKED, type AttemptOutcome, type ParcelStatus } from '../domain/parcels.js';
@@ -15,7 +17,9 @@ interface OrderRef {
 
 /** One parcel per warehouse of the plan. */
 export async function createParcels(tx: Db, order: OrderRef, warehouseIds: string[]): Promise<void> {
-  await tx.insert(shipments).values(
+  await insertRows(
+    tx,
+    shipments,
     warehouseIds.map((warehouseId) => ({
       id: randomUUID(),
       orderId: order.id,
@@ -31,21 +35,28 @@ export async function parcelsOf(
   order: OrderRef,
   statuses?: readonly ParcelStatus[],
 ): Promise<ShipmentRow[]> {
-  return db
-    .select()
-    .from(shipments)
-    .where(
-      and(
-        eq(shipments.orderId, order.id),
-        eq(shipments.attempt, order.attempt),
-        statuses ? inArray(shipments.status, [...statuses]) : undefined,
-      ),
-    )
-    .orderBy(asc(shipments.createdAt), asc(shipments.id));
+  // An order has a parcel per warehouse, a handful at most: filtered here, so one query shape serves all.
+  const rows = await parcelsQuery(db, { orderId: order.id, attempt: order.attempt });
+  return statuses ? rows.filter((r) => statuses.includes(r.status)) : rows;
 }
 
+const parcelsQuery = reusable<{ orderId: string; attempt: number }, ShipmentRow[]>((db, p) =>
+  db
+    .select()
+    .from(shipments)
+    .where(and(eq(shipments.orderId, p('orderId')), eq(shipments.attempt, p('attempt'))))
+    .orderBy(asc(shipments.createdAt), asc(shipments.id)),
+);
+
+const parcelQuery = reusable<{ id: string }, ShipmentRow[]>((db, p) =>
+  db
+    .select()
+    .from(shipments)
+    .where(eq(shipments.id, p('id'))),
+);
+
 export async function findParcel(db: Db, id: string): Promise<ShipmentRow | undefined> {
-  const [row] = await db.select().from(shipments).where(eq(shipments.id, id));
+  const [row] = await parcelQuery(db, { id });
   return row;
 }
 
@@ -58,12 +69,16 @@ export async function findByTracking(db: Db, carrierId: string, trackingNumber: 
 }
 
 /** The parcel's booking calls, oldest first: what carrier choice decides from. */
-export async function attemptsOf(db: Db, shipmentId: string): Promise<(AttemptRecord & { id: number })[]> {
-  const rows = await db
+const attemptsQuery = reusable<{ shipmentId: string }, CarrierAttemptRow[]>((db, p) =>
+  db
     .select()
     .from(carrierAttempts)
-    .where(eq(carrierAttempts.shipmentId, shipmentId))
-    .orderBy(asc(carrierAttempts.id));
+    .where(eq(carrierAttempts.shipmentId, p('shipmentId')))
+    .orderBy(asc(carrierAttempts.id)),
+);
+
+export async function attemptsOf(db: Db, shipmentId: string): Promise<(AttemptRecord & { id: number })[]> {
+  const rows = await attemptsQuery(db, { shipmentId });
   return rows.map((r) => ({
     id: r.id,
     carrierId: r.carrierId,
@@ -98,28 +113,57 @@ export async function startBooking(
   from: 'pending' | 'resume' | 'stale' = 'pending',
 ): Promise<number | null> {
   return db.transaction(async (tx) => {
-    const free =
+    const [moved] =
       from === 'pending'
-        ? eq(shipments.status, 'pending')
-        : or(
-            eq(shipments.status, 'pending'),
-            from === 'stale'
-              ? eq(shipments.status, 'booking')
-              : and(eq(shipments.status, 'booking'), eq(shipments.carrierId, carrierId)),
-          );
-    const [moved] = await tx
-      .update(shipments)
-      .set({ status: 'booking', carrierId, updatedAt: new Date() })
-      .where(and(eq(shipments.id, parcel.id), free))
-      .returning({ id: shipments.id });
+        ? await takePendingParcel(tx, { id: parcel.id, carrierId, now: new Date().toISOString() })
+        : await tx
+            .update(shipments)
+            .set({ status: 'booking', carrierId, updatedAt: new Date() })
+            .where(
+              and(
+                eq(shipments.id, parcel.id),
+                or(
+                  eq(shipments.status, 'pending'),
+                  from === 'stale'
+                    ? eq(shipments.status, 'booking')
+                    : and(eq(shipments.status, 'booking'), eq(shipments.carrierId, carrierId)),
+                ),
+              ),
+            )
+            .returning({ id: shipments.id });
     if (!moved) return null;
-    const [attempt] = await tx
-      .insert(carrierAttempts)
-      .values({ orderId: parcel.orderId, shipmentId: parcel.id, carrierId, outcome: 'pending' })
-      .returning({ id: carrierAttempts.id });
+    const [attempt] = await insertPendingAttempt(tx, {
+      orderId: parcel.orderId,
+      shipmentId: parcel.id,
+      carrierId,
+    });
     return attempt.id;
   });
 }
+
+const takePendingParcel = reusable<{ id: string; carrierId: string; now: string }, { id: string }[]>(
+  (db, p) =>
+    db
+      .update(shipments)
+      .set({ status: 'booking', carrierId: sql`${p('carrierId')}`, updatedAt: sql`${p('now')}::timestamptz` })
+      .where(and(eq(shipments.id, p('id')), eq(shipments.status, 'pending')))
+      .returning({ id: shipments.id }),
+);
+
+const insertPendingAttempt = reusable<
+  { orderId: string; shipmentId: string; carrierId: string },
+  { id: number }[]
+>((db, p) =>
+  db
+    .insert(carrierAttempts)
+    .values({
+      orderId: p('orderId'),
+      shipmentId: p('shipmentId'),
+      carrierId: sql`${p('carrierId')}`,
+      outcome: 'pending',
+    })
+    .returning({ id: carrierAttempts.id }),
+);
 
 /** A booking intent whose call was never made (the carrier's rate limit said wait): undone. */
 export async function abandonBooking(db: Db, attemptId: number, parcelId: string): Promise<void> {
@@ -146,16 +190,29 @@ export async function finishAttempt(tx: Db, attemptId: number, result: CallResul
   const detail = result.retryAfterMs
     ? `${result.detail} (retry-after ${result.retryAfterMs} ms)`
     : result.detail;
-  await tx
+  await finishAttemptQuery(tx, {
+    id: attemptId,
+    outcome: result.outcome,
+    httpStatus: result.httpStatus,
+    detail: detail.slice(0, 500),
+    now: new Date().toISOString(),
+  });
+}
+
+const finishAttemptQuery = reusable<
+  { id: number; outcome: string; httpStatus: number | null; detail: string; now: string },
+  unknown
+>((db, p) =>
+  db
     .update(carrierAttempts)
     .set({
-      outcome: result.outcome,
-      httpStatus: result.httpStatus,
-      detail: detail.slice(0, 500),
-      answeredAt: new Date(),
+      outcome: sql`${p('outcome')}`,
+      httpStatus: sql`${p('httpStatus')}::int`,
+      detail: sql`${p('detail')}`,
+      answeredAt: sql`${p('now')}::timestamptz`,
     })
-    .where(eq(carrierAttempts.id, attemptId));
-}
+    .where(eq(carrierAttempts.id, p('id'))),
+);
 
 /** A call that did not book: the parcel waits for its next decision. */
 export async function bookingFailed(
@@ -196,11 +253,15 @@ export async function bookingSucceeded(
   return db.transaction(async (tx) => {
     await finishAttempt(tx, attemptId, result);
     const now = new Date();
-    const [row] = await tx
-      .update(shipments)
-      .set({ status: 'booked', ...booked, updatedAt: now })
-      .where(and(eq(shipments.id, parcelId), eq(shipments.status, 'booking')))
-      .returning({ id: shipments.id });
+    const [row] = await markBooked(tx, {
+      id: parcelId,
+      carrierId: booked.carrierId,
+      trackingNumber: booked.trackingNumber,
+      estimatedDeliveryAt: booked.estimatedDeliveryAt?.toISOString() ?? null,
+      expectedBy: booked.expectedBy.toISOString(),
+      bookedAt: booked.bookedAt.toISOString(),
+      now: now.toISOString(),
+    });
     if (row) {
       await onBooked?.(tx);
       return 'booked';
@@ -212,6 +273,33 @@ export async function bookingSucceeded(
     return 'cancel_pending';
   });
 }
+
+const markBooked = reusable<
+  {
+    id: string;
+    carrierId: string;
+    trackingNumber: string;
+    estimatedDeliveryAt: string | null;
+    expectedBy: string;
+    bookedAt: string;
+    now: string;
+  },
+  { id: string }[]
+>((db, p) =>
+  db
+    .update(shipments)
+    .set({
+      status: 'booked',
+      carrierId: sql`${p('carrierId')}`,
+      trackingNumber: sql`${p('trackingNumber')}`,
+      estimatedDeliveryAt: sql`${p('estimatedDeliveryAt')}::timestamptz`,
+      expectedBy: sql`${p('expectedBy')}::timestamptz`,
+      bookedAt: sql`${p('bookedAt')}::timestamptz`,
+      updatedAt: sql`${p('now')}::timestamptz`,
+    })
+    .where(and(eq(shipments.id, p('id')), eq(shipments.status, 'booking')))
+    .returning({ id: shipments.id }),
+);
 
 /**
  * The compensation of booking, in the transaction that cancels or fails the order: parcels that

@@ -1,5 +1,7 @@
 import { and, asc, eq, gt, inArray, isNull, ne, or, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
+import { insertRows } from './bulk.js';
+import { reusable } from './reusable.js';
 import { allocations, inventory, orderItems, orders, restocks, suppliers, warehouses } from './schema.js';
 import type { InboundStock, OrderLine, ParcelPlan, WarehouseStock } from '../domain/allocation/strategy.js';
 import type { AllocationState } from '../domain/parcels.js';
@@ -107,20 +109,17 @@ export async function backorderedDemand(
 export async function reservePlan(tx: Db, order: OrderRef, plan: ParcelPlan[]): Promise<void> {
   const lines = byLockOrder(plan.flatMap((p) => p.lines.map((l) => ({ warehouseId: p.warehouseId, ...l }))));
   for (const line of lines) {
-    const updated = await tx
-      .update(inventory)
-      .set({ reserved: sql`${inventory.reserved} + ${line.quantity}`, updatedAt: new Date() })
-      .where(
-        and(
-          eq(inventory.warehouseId, line.warehouseId),
-          eq(inventory.sku, line.sku),
-          sql`${inventory.onHand} - ${inventory.reserved} >= ${line.quantity}`,
-        ),
-      )
-      .returning({ sku: inventory.sku });
+    const updated = await reserveLine(tx, {
+      warehouseId: line.warehouseId,
+      sku: line.sku,
+      quantity: line.quantity,
+      now: new Date().toISOString(),
+    });
     if (updated.length === 0) throw new StockTaken();
   }
-  await tx.insert(allocations).values(
+  await insertRows(
+    tx,
+    allocations,
     lines.map((l: OrderLine & { warehouseId: string }) => ({
       orderId: order.id,
       attempt: order.attempt,
@@ -131,37 +130,82 @@ export async function reservePlan(tx: Db, order: OrderRef, plan: ParcelPlan[]): 
   );
 }
 
+type StockLine = { warehouseId: string; sku: string; quantity: number; now: string };
+
+const reserveLine = reusable<StockLine, { sku: string }[]>((db, p) =>
+  db
+    .update(inventory)
+    .set({
+      reserved: sql`${inventory.reserved} + ${p('quantity')}::int`,
+      updatedAt: sql`${p('now')}::timestamptz`,
+    })
+    .where(
+      and(
+        eq(inventory.warehouseId, p('warehouseId')),
+        eq(inventory.sku, p('sku')),
+        sql`${inventory.onHand} - ${inventory.reserved} >= ${p('quantity')}::int`,
+      ),
+    )
+    .returning({ sku: inventory.sku }),
+);
+
+/** A reservation settled: `taken` units leave on-hand (consumed: the quantity; released: 0). */
+const settleLine = reusable<StockLine & { taken: number }, unknown>((db, p) =>
+  db
+    .update(inventory)
+    .set({
+      onHand: sql`${inventory.onHand} - ${p('taken')}::int`,
+      reserved: sql`${inventory.reserved} - ${p('quantity')}::int`,
+      updatedAt: sql`${p('now')}::timestamptz`,
+    })
+    .where(and(eq(inventory.warehouseId, p('warehouseId')), eq(inventory.sku, p('sku')))),
+);
+
+const settleAllocations = reusable<
+  { orderId: string; attempt: number; to: Exclude<AllocationState, 'reserved'> },
+  (typeof allocations.$inferSelect)[]
+>((db, p) =>
+  db
+    .update(allocations)
+    .set({ state: sql`${p('to')}` })
+    .where(
+      and(
+        eq(allocations.orderId, p('orderId')),
+        eq(allocations.attempt, p('attempt')),
+        eq(allocations.state, 'reserved'),
+      ),
+    )
+    .returning(),
+);
+
+const reservationsQuery = reusable<{ orderId: string; attempt: number }, (typeof allocations.$inferSelect)[]>(
+  (db, p) =>
+    db
+      .select()
+      .from(allocations)
+      .where(and(eq(allocations.orderId, p('orderId')), eq(allocations.attempt, p('attempt'))))
+      .orderBy(asc(allocations.id)),
+);
+
 /**
  * Settles every reservation the order's attempt still holds: `released` gives the stock back
  * (allocation's undo, on failure or cancel); `consumed` takes it off the shelf with its parcels.
  */
 export async function settleReservations(tx: Db, order: OrderRef, to: Exclude<AllocationState, 'reserved'>) {
-  const held = await tx
-    .update(allocations)
-    .set({ state: to })
-    .where(
-      and(
-        eq(allocations.orderId, order.id),
-        eq(allocations.attempt, order.attempt),
-        eq(allocations.state, 'reserved'),
-      ),
-    )
-    .returning();
+  const held = await settleAllocations(tx, { orderId: order.id, attempt: order.attempt, to });
   for (const a of byLockOrder(held)) {
-    const onHand = to === 'consumed' ? sql`${inventory.onHand} - ${a.quantity}` : inventory.onHand;
-    await tx
-      .update(inventory)
-      .set({ onHand, reserved: sql`${inventory.reserved} - ${a.quantity}`, updatedAt: new Date() })
-      .where(and(eq(inventory.warehouseId, a.warehouseId), eq(inventory.sku, a.sku)));
+    await settleLine(tx, {
+      warehouseId: a.warehouseId,
+      sku: a.sku,
+      quantity: a.quantity,
+      taken: to === 'consumed' ? a.quantity : 0,
+      now: new Date().toISOString(),
+    });
   }
 }
 
 export async function reservationsOf(db: Db, order: OrderRef) {
-  return db
-    .select()
-    .from(allocations)
-    .where(and(eq(allocations.orderId, order.id), eq(allocations.attempt, order.attempt)))
-    .orderBy(asc(allocations.id));
+  return reservationsQuery(db, { orderId: order.id, attempt: order.attempt });
 }
 
 /** The SKUs of `skus` that no warehouse lists (a SKU is known once any warehouse lists it, even at 0). */
