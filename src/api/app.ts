@@ -12,6 +12,8 @@ import { adminAuthenticator, shopAuthenticator } from './plugins/auth.js';
 import { allCarriers } from '../db/carriers.js';
 import { createIntakeBatcher, type IntakeBatcher } from '../steps/intake-batch.js';
 import { registerBoard } from './plugins/board.js';
+import { registerOpsPage } from './pages/ops.js';
+import { createQueueHistory } from '../steps/queue-history.js';
 import { registerDocs } from './plugins/docs.js';
 import {
   clientErrorHandler,
@@ -22,6 +24,7 @@ import {
 import { registerLoadShedding } from './plugins/load-shedding.js';
 import { registerShopRateLimit } from './plugins/rate-limit.js';
 import { compileTextual, createValidatorCompiler, type StrictValidator } from './plugins/validation.js';
+import { problems } from './responses.js';
 import { adminRoutes } from './routes/admin/index.js';
 import { carrierEventRoutes } from './routes/carrier-events.js';
 import { orderRoutes } from './routes/orders.js';
@@ -62,6 +65,19 @@ function withSecurity(scheme: 'shopKey' | 'adminToken') {
   return (route: RouteOptions) => {
     if (route.schema) (route.schema as Record<string, unknown>).security = [{ [scheme]: [] }];
   };
+}
+
+/**
+ * Admin routes: the token, or the operations page's session cookie; a route that changes anything
+ * answers 403 same_origin_required to a cookie without the X-Surgeline-Admin header.
+ */
+function withAdminSecurity(route: RouteOptions) {
+  const schema = route.schema as { security?: unknown; response?: Record<string, unknown> } | undefined;
+  if (!schema) return;
+  schema.security = [{ adminToken: [] }, { adminSession: [] }];
+  const methods = Array.isArray(route.method) ? route.method : [route.method];
+  if (schema.response && methods.some((m) => m !== 'GET' && m !== 'HEAD'))
+    Object.assign(schema.response, problems(403));
 }
 
 export async function buildApp({ ctx, metrics, surface = 'full' }: AppOptions): Promise<FastifyInstance> {
@@ -154,13 +170,19 @@ export async function buildApp({ ctx, metrics, surface = 'full' }: AppOptions): 
     registerLoadShedding(shopScope, ctx, (priority) => metrics.ordersShed.inc({ priority }));
     await shopScope.register(orderRoutes, { ctx, intakeBatcher });
   });
+  // The queue depths the operations page charts: read on a timer while this API process serves.
+  const queueHistory = createQueueHistory(ctx);
+  app.addHook('onReady', async () => queueHistory.start());
+  app.addHook('preClose', async () => queueHistory.stop());
   await app.register(async (adminScope) => {
-    adminScope.addHook('onRoute', withSecurity('adminToken'));
-    adminScope.addHook('onRequest', adminAuthenticator(ctx.config.adminToken));
-    await adminScope.register(adminRoutes, { ctx });
+    adminScope.addHook('onRoute', withAdminSecurity);
+    // The session cookie too, for the operations page's fetches (a POST riding on it needs the same-origin header).
+    adminScope.addHook('onRequest', adminAuthenticator(ctx.config.adminToken, { sessionApi: true }));
+    await adminScope.register(adminRoutes, { ctx, queueHistory });
   });
   await registerBoard(app, ctx.queues, ctx.config.adminToken, async () =>
     (await allCarriers(ctx.db)).map((c) => c.id),
   );
+  await registerOpsPage(app, ctx.config.adminToken);
   return app;
 }

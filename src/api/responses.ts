@@ -59,6 +59,7 @@ export type Problem = Static<typeof Problem>;
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   400: 'Bad Request: validation_failed (with errors) or malformed_json',
   401: 'Unauthorized: missing or wrong credentials',
+  403: 'Forbidden: a request authenticated by the admin session cookie that changes anything, without X-Surgeline-Admin: 1',
   404: 'Not Found: nothing of the caller has that id',
   409: 'Conflict: the current state forbids it (see code)',
   413: 'Content Too Large: body over 1 MiB',
@@ -426,6 +427,50 @@ export const Scorecard = Type.Object(
     ),
   },
   { ...closed, description: 'The scorecard over the orders closed (delivered or failed) in the window' },
+);
+
+// The operations page's history (operators)
+
+export const ThroughputHistory = Type.Object(
+  {
+    minutes: Type.Array(
+      Type.Object(
+        {
+          at: Time('start of the minute'),
+          received: Type.Integer({ minimum: 0, description: 'orders taken in' }),
+          delivered: Type.Integer({ minimum: 0, description: 'orders closed delivered' }),
+          failed: Type.Integer({ minimum: 0, description: 'orders closed failed (any reason)' }),
+        },
+        closed,
+      ),
+      { description: 'the last 60 minutes, oldest first, the current (partial) minute last' },
+    ),
+  },
+  { ...closed, description: 'Orders per minute over the last hour, from the database' },
+);
+
+export const QueueDepthHistory = Type.Object(
+  {
+    intervalSeconds: Type.Integer({ description: 'seconds between readings' }),
+    samples: Type.Array(
+      Type.Object(
+        {
+          at: Time('when the depths were read'),
+          depths: Type.Record(Type.String(), Type.Integer(), {
+            description:
+              'jobs waiting, prioritized, delayed or active per queue, as in the scorecard (empty: Redis was away)',
+          }),
+        },
+        closed,
+      ),
+      { description: 'the last hour, oldest first' },
+    ),
+  },
+  {
+    ...closed,
+    description:
+      'Queue depths over the last hour as sampled by the API process that answers (in memory: each process has its own, a new one starts empty)',
+  },
 );
 
 // The forecast (operators)

@@ -397,7 +397,8 @@ async function main() {
   );
 
   if (env.DEMO_EXIT === '1') await exit(0);
-  console.log(`\nBull Board: ${api}/admin/queues?token=${encodeURIComponent(config.adminToken)}`);
+  console.log(`\nOperations: ${api}/admin?token=${encodeURIComponent(config.adminToken)}`);
+  console.log(`Bull Board: ${api}/admin/queues?token=${encodeURIComponent(config.adminToken)}`);
   console.log(`API docs:   ${api}/docs      Metrics: ${api}/metrics      Ctrl-C to stop`);
 }
 

@@ -10,6 +10,8 @@ export type { ShopRow };
 declare module 'fastify' {
   interface FastifyRequest {
     shop?: ShopRow;
+    /** The admin session value that authenticated this request (or that `?token=` just opened). */
+    adminSession?: string;
   }
 }
 
@@ -100,15 +102,19 @@ export function verifyAdminSession(
   return match !== null && valid && Number(match[1]) > nowSeconds;
 }
 
-/** The Set-Cookie value carrying a fresh session; `secure` when the request came over HTTPS. */
+/**
+ * The Set-Cookie value carrying a session (a fresh one unless `value` is given); `secure` when the
+ * request came over HTTPS. Path `/admin` (the board and the operations page) by default; the page
+ * also sets the same value under `/v1/admin`, so its fetches carry it and nothing else does.
+ */
 export function adminSessionCookie(
   adminToken: string,
-  options: { secure: boolean; nowSeconds?: number },
+  options: { secure: boolean; nowSeconds?: number; path?: '/admin' | '/v1/admin'; value?: string },
 ): string {
-  const value = signAdminSession(adminToken, options.nowSeconds);
+  const value = options.value ?? signAdminSession(adminToken, options.nowSeconds);
   return [
     `${ADMIN_COOKIE}=${value}`,
-    'Path=/admin',
+    `Path=${options.path ?? '/admin'}`,
     `Max-Age=${ADMIN_SESSION_TTL_SECONDS}`,
     'HttpOnly',
     'SameSite=Strict',
@@ -129,26 +135,64 @@ function cookie(request: FastifyRequest, name: string): string | undefined {
   return undefined;
 }
 
+/** The header the operations page sends with its requests: a signal only same-origin script can give. */
+export const ADMIN_SAME_ORIGIN_HEADER = 'x-surgeline-admin';
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /**
- * Operators: `Authorization: Bearer <ADMIN_TOKEN>`. With `allowCookie` (Bull Board, a browser)
- * also `?token=` once, which sets an HttpOnly cookie holding a signed session (not the token)
- * for the pages and assets that follow.
+ * Operators: `Authorization: Bearer <ADMIN_TOKEN>`. With `allowCookie` (Bull Board and the
+ * operations page, in a browser) also `?token=` once, which sets an HttpOnly cookie holding a
+ * signed session (not the token) for the pages and assets that follow.
+ * With `sessionApi` (the `/v1/admin/*` JSON the operations page fetches) the session cookie
+ * authenticates as well, never `?token=` (a token in a URL ends up in histories and proxies' logs).
  */
-export function adminAuthenticator(adminToken: string, options: { allowCookie?: boolean } = {}) {
+export function adminAuthenticator(
+  adminToken: string,
+  options: { allowCookie?: boolean; sessionApi?: boolean } = {},
+) {
   const expected = sha256(adminToken);
   const matches = (candidate: string | undefined) =>
     candidate !== undefined && safeEqual(sha256(candidate), expected);
   return async function authenticateAdmin(request: FastifyRequest, reply: FastifyReply) {
     if (matches(bearer(request))) return;
+    // A caller that sends an Authorization header is judged by it alone: a wrong bearer is never
+    // rescued by a cookie the browser happened to send along.
+    if (options.sessionApi && request.headers.authorization === undefined) {
+      const session = cookie(request, ADMIN_COOKIE);
+      if (verifyAdminSession(adminToken, session)) {
+        // CSRF: the browser attaches the cookie by itself, so a state-changing request riding on it
+        // must also prove it comes from our own page. SameSite=Strict already keeps other sites'
+        // requests cookie-less; a custom header covers the rest (a sibling subdomain, an old
+        // browser): another origin cannot add one without a CORS preflight, which this API never grants.
+        if (!SAFE_METHODS.has(request.method) && request.headers[ADMIN_SAME_ORIGIN_HEADER] !== '1') {
+          throw new AppError(
+            403,
+            'same_origin_required',
+            `A request authenticated by the session cookie that changes anything must send "X-Surgeline-Admin: 1" (or use the bearer token).`,
+          );
+        }
+        request.adminSession = session;
+        return;
+      }
+    }
     if (options.allowCookie) {
       const query = (request.query ?? {}) as Record<string, unknown>;
       const fromQuery = typeof query.token === 'string' ? query.token : undefined;
       if (matches(fromQuery)) {
+        const value = signAdminSession(adminToken);
         // request.protocol honours X-Forwarded-Proto only when Fastify's trustProxy is on.
-        reply.header('set-cookie', adminSessionCookie(adminToken, { secure: request.protocol === 'https' }));
+        reply.header(
+          'set-cookie',
+          adminSessionCookie(adminToken, { secure: request.protocol === 'https', value }),
+        );
+        request.adminSession = value;
         return;
       }
-      if (verifyAdminSession(adminToken, cookie(request, ADMIN_COOKIE))) return;
+      const session = cookie(request, ADMIN_COOKIE);
+      if (verifyAdminSession(adminToken, session)) {
+        request.adminSession = session;
+        return;
+      }
     }
     throw unauthorized('Send the admin token as "Authorization: Bearer <ADMIN_TOKEN>".');
   };

@@ -18,6 +18,13 @@ export async function registerDocs(app: FastifyInstance) {
         securitySchemes: {
           shopKey: { type: 'http', scheme: 'bearer', description: 'The shop API key' },
           adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' },
+          adminSession: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'surgeline_admin',
+            description:
+              'The signed session /admin?token= sets (the operations page); a POST, PUT, PATCH or DELETE carried by it must also send "X-Surgeline-Admin: 1"',
+          },
         },
       },
     },
