@@ -19,6 +19,8 @@ const httpSurface = [
   'tests/integration/log-safety.test.ts',
   'tests/integration/tracking-page.test.ts',
   'tests/integration/load-shedding.test.ts',
+  'tests/integration/metrics-promtool.test.ts',
+  'tests/integration/tracing.test.ts',
 ];
 
 export default defineConfig({

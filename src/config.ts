@@ -63,6 +63,8 @@ export interface Config {
    * `ms` or until `size` are waiting, then written in one transaction (steps/intake-batch.ts).
    */
   intakeBatch: { ms: number; size: number };
+  /** OpenTelemetry traces (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_SERVICE_NAME); endpoint unset: off. */
+  tracing: { endpoint: string | undefined; serviceName: string };
   /** Carrier circuit breakers (BREAKER_*); every process should run with the same. */
   breaker: {
     failureThreshold: number;
@@ -228,6 +230,10 @@ export function loadConfig(env: Env = process.env): Config {
     workerQueues: workerQueues as QueueName[],
     logLevel,
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 100, 600_000),
+    tracing: {
+      endpoint: optionalUrl(env, 'OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']),
+      serviceName: env.OTEL_SERVICE_NAME || 'surgeline',
+    },
     publicUrl: url(env, 'PUBLIC_URL', `http://localhost:${port}`, ['http:', 'https:']),
     carrierTimeoutMs: int(env, 'CARRIER_TIMEOUT_MS', 10_000, 10, 120_000),
     dispatchAttempts: int(env, 'DISPATCH_ATTEMPTS', 5, 1, 5),

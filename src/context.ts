@@ -1,3 +1,4 @@
+import type { Telemetry } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Database, Db } from './db/client.js';
@@ -22,6 +23,8 @@ export interface Context {
   notifier: NotificationProvider;
   /** The carriers as this process last read them (intake's promises); unset: read each time. */
   carrierCache?: CarrierCache;
+  /** BullMQ's telemetry (src/telemetry.ts) for every Queue and Worker; unset: tracing is off. */
+  telemetry?: Telemetry;
   /** Counts committed status changes (surgeline_orders_total); set once metrics exist. */
   statusChanges?: { inc(labels: { status: string }): void };
 }

@@ -1,3 +1,4 @@
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 /** Customer contact data and addresses never reach the logs. */
@@ -98,9 +99,20 @@ export function serializeError(value: unknown): unknown {
   return out;
 }
 
+/**
+ * The active span's ids on every line (a request's, or the job's: BullMQ runs a processor in its
+ * span's context), so one order's lines are found by its trace id. No span (tracing off): nothing.
+ */
+function traceIds(): Record<string, string> {
+  const span = trace.getActiveSpan()?.spanContext();
+  // A new object each time: pino merges the line's own fields into it.
+  return span && isSpanContextValid(span) ? { traceId: span.traceId, spanId: span.spanId } : {};
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const options = {
     level,
+    mixin: traceIds,
     redact: { paths: REDACT, censor: '[redacted]' },
     serializers: { err: serializeError, error: serializeError },
     base: { service: 'surgeline' },

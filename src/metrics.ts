@@ -8,12 +8,18 @@ import type { Rates } from './domain/kpis.js';
 import { forecastOf } from './steps/forecast.js';
 import { scorecardRates } from './steps/scorecard.js';
 
+const PROCESS_PREFIX = 'surgeline_process_';
 const JOB_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed'] as const;
 
 /** One registry per process; gauges are read when Prometheus scrapes, counters as things happen. */
 export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'config' | 'breakers'>) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'surgeline_process_' });
+  collectDefaultMetrics({ register: registry, prefix: PROCESS_PREFIX });
+  // prom-client's three `*_total` gauges break Prometheus' naming rule (`_total` is for counters;
+  // `promtool check metrics` says so); their per-type gauges (`…_active_handles{type}`, …) stay and
+  // sum to the same.
+  for (const kind of ['handles', 'requests', 'resources'])
+    registry.removeSingleMetric(`${PROCESS_PREFIX}nodejs_active_${kind}_total`);
 
   const httpRequests = new Counter({
     name: 'surgeline_http_requests_total',

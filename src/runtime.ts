@@ -1,3 +1,4 @@
+import type { Telemetry } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './api/app.js';
 import { ConfigError, type Config } from './config.js';
@@ -12,6 +13,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createCarrierCache } from './queues/carrier-changes.js';
 import { Queues, redisConnection } from './queues/producer.js';
+import { startTracing, type Tracing } from './telemetry.js';
 import { startWorkers, type WorkerPool } from './workers/runner.js';
 
 export type Role = 'all' | 'api' | 'worker';
@@ -21,6 +23,8 @@ export interface ContextOverrides {
   log?: Logger;
   carriers?: CarrierAdapter;
   notifier?: NotificationProvider;
+  /** BullMQ's telemetry (startTracing's); unset: no job spans. */
+  telemetry?: Telemetry;
 }
 
 /** Connections and adapters of one process. Nothing here waits for Redis or the database. */
@@ -30,7 +34,7 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
   // Fail fast while Redis is away (the caller answers 503 or leaves the work to the reconciler).
   const redis = redisConnection(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   redis.on('error', (error) => log.debug({ err: error.message }, 'redis connection error'));
-  const queues = new Queues(redis, config.queuePrefix, config);
+  const queues = new Queues(redis, config.queuePrefix, config, overrides.telemetry);
   return {
     config,
     log,
@@ -48,6 +52,7 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
     ),
     carriers: overrides.carriers ?? httpCarrier(config.carrierTimeoutMs, log),
     notifier: overrides.notifier ?? notificationProviders(config, log),
+    telemetry: overrides.telemetry,
   };
 }
 
@@ -72,6 +77,8 @@ export interface RunningProcess {
   ctx: Context;
   app: FastifyInstance;
   metrics: Metrics;
+  /** OpenTelemetry: on when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
+  tracing: Tracing;
   workers?: WorkerPool;
   /** Resolves once migrations (if due) ran and the workers (if any) started. */
   ready: Promise<void>;
@@ -95,10 +102,24 @@ export async function startProcess(
       `DATABASE_URL must point at a PostgreSQL server for "${role}" alone: embedded PGlite belongs to one process (use npm start for all-in-one)`,
     );
   }
-  const ctx = createContext(config, overrides);
+  const tracing = await startTracing(config);
+  const ctx = createContext(config, { telemetry: tracing.telemetry, ...overrides });
+  if (tracing.enabled) {
+    // The endpoint's origin only: a URL may carry credentials.
+    const { origin } = new URL(config.tracing.endpoint!);
+    ctx.log.info(
+      { tracing: 'on', endpoint: origin, serviceName: config.tracing.serviceName },
+      'tracing on: OTLP/HTTP',
+    );
+  } else ctx.log.info({ tracing: 'off' }, 'tracing off (OTEL_EXPORTER_OTLP_ENDPOINT unset)');
   const metrics = createMetrics(ctx);
   ctx.statusChanges = metrics.ordersTotal;
-  const app = await buildApp({ ctx, metrics, surface: role === 'worker' ? 'service' : 'full' });
+  const app = await buildApp({
+    ctx,
+    metrics,
+    surface: role === 'worker' ? 'service' : 'full',
+    tracing: tracing.enabled,
+  });
   let stopped = false;
   let workers: WorkerPool | undefined;
 
@@ -123,6 +144,7 @@ export async function startProcess(
     ctx,
     app,
     metrics,
+    tracing,
     get workers() {
       return workers;
     },
@@ -137,6 +159,7 @@ export async function startProcess(
       ctx.carrierCache?.close();
       ctx.redis.disconnect();
       await ctx.database.close().catch(() => undefined);
+      await tracing.shutdown(); // last: the spans of the work finished above are exported
     },
   };
 }

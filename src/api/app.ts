@@ -23,6 +23,7 @@ import {
 } from './plugins/errors.js';
 import { registerLoadShedding } from './plugins/load-shedding.js';
 import { registerShopRateLimit } from './plugins/rate-limit.js';
+import { registerTracing } from './plugins/tracing.js';
 import { compileTextual, createValidatorCompiler, type StrictValidator } from './plugins/validation.js';
 import { problems } from './responses.js';
 import { adminRoutes } from './routes/admin/index.js';
@@ -47,6 +48,8 @@ export interface AppOptions {
   metrics: Metrics;
   /** `full`: the whole API; `service`: only /healthz, /readyz and /metrics (a worker process). */
   surface?: 'full' | 'service';
+  /** A server span per request (OpenTelemetry SDK started); off: no hook at all. */
+  tracing?: boolean;
 }
 
 const ONE_MIB = 1024 * 1024;
@@ -80,7 +83,12 @@ function withAdminSecurity(route: RouteOptions) {
     Object.assign(schema.response, problems(403));
 }
 
-export async function buildApp({ ctx, metrics, surface = 'full' }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({
+  ctx,
+  metrics,
+  surface = 'full',
+  tracing = false,
+}: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: ctx.log as FastifyBaseLogger,
     // Per-request lines would drown a surge in noise; metrics count requests, errors are logged.
@@ -95,6 +103,7 @@ export async function buildApp({ ctx, metrics, surface = 'full' }: AppOptions): 
     frameworkErrors: frameworkErrorHandler,
     clientErrorHandler,
   });
+  if (tracing) registerTracing(app);
   app.setValidatorCompiler(createValidatorCompiler());
   // Path parameters are checked before any route's own preValidation (a carrier lookup, say):
   // an id its schema refuses (U+0000, which no database can compare; too long) names nothing → 404.

@@ -1,4 +1,5 @@
-import { Queue, type Job, type JobsOptions, type JobType } from 'bullmq';
+import type { Context as OtelContext } from '@opentelemetry/api';
+import { Queue, type Job, type JobsOptions, type JobType, type Telemetry } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { jobPriority, PRIORITIES, type Priority } from '../domain/priority.js';
 import type { Channel } from '../domain/notify.js';
@@ -98,6 +99,11 @@ export interface JobFor {
   priority: Priority;
   /** The order's shop; jobs without one share one turn. */
   shopId?: string;
+  /**
+   * The trace the job continues (its order's request), when it is not the active one: a group
+   * commit enqueues many requests' orders from one of them (steps/intake.ts).
+   */
+  trace?: OtelContext;
 }
 
 const NO_SHOP = '-';
@@ -114,9 +120,11 @@ export class Queues {
     readonly connection: Redis,
     readonly prefix: string,
     settings: QueueSettings,
+    /** BullMQ's telemetry (src/telemetry.ts): each job's span continues its producer's trace. */
+    private readonly telemetry?: Telemetry,
   ) {
     const make = (name: string, options: JobsOptions) => {
-      const queue = new Queue(name, { connection, prefix, defaultJobOptions: options });
+      const queue = new Queue(name, { connection, prefix, defaultJobOptions: options, telemetry });
       queue.on('error', () => {});
       return queue;
     };
@@ -200,15 +208,21 @@ export class Queues {
       [...byQueue].map(async ([queue, list]) => {
         const priorities = await this.prioritiesFor(queue, isLaned(name), list);
         return queue.addBulk(
-          list.map(({ data }, i) => ({
+          list.map(({ data, trace }, i) => ({
             name: spec.jobName,
             data,
-            opts: { jobId: spec.jobId(data), priority: priorities[i] },
+            opts: { jobId: spec.jobId(data), priority: priorities[i], ...this.traceOf(trace) },
           })),
         );
       }),
     );
     return added.flat();
+  }
+
+  /** BullMQ's propagation metadata for a job that continues `trace` rather than the active context. */
+  private traceOf(trace: OtelContext | undefined): Pick<JobsOptions, 'telemetry'> {
+    if (!trace || !this.telemetry) return {};
+    return { telemetry: { metadata: this.telemetry.contextManager.getMetadata(trace) } };
   }
 
   private readonly carrierLanes = new Map<string, Lanes>();
@@ -223,6 +237,7 @@ export class Queues {
             connection: this.connection,
             prefix: this.prefix,
             defaultJobOptions: BOOKING.options(),
+            telemetry: this.telemetry,
           });
           queue.on('error', () => {});
           return [c, queue];

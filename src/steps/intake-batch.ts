@@ -1,7 +1,14 @@
+import { context } from '@opentelemetry/api';
 import type { Context } from '../context.js';
 import type { ShopRow } from '../db/shops.js';
 import { createGatherer, type GatherStats } from './gather.js';
-import { intakeMany, type IntakeOptions, type IntakeResult, type NewOrder } from './intake.js';
+import {
+  intakeMany,
+  type IntakeOptions,
+  type IntakeRequest,
+  type IntakeResult,
+  type NewOrder,
+} from './intake.js';
 
 export interface IntakeBatcherOptions extends IntakeOptions {
   /** INTAKE_BATCH_MS */
@@ -34,13 +41,15 @@ export interface IntakeBatcher {
 export function createIntakeBatcher(ctx: Context, options: IntakeBatcherOptions): IntakeBatcher {
   const gatherer = createGatherer(
     { maxWaitMs: options.maxWaitMs, maxSize: options.maxSize },
-    (requests: { shop: ShopRow; idempotencyKey: string; body: NewOrder }[]) => {
+    (requests: IntakeRequest[]) => {
       options.onBatch?.(requests.length);
       return intakeMany(ctx, requests, options);
     },
   );
   return {
-    submit: (shop, idempotencyKey, body) => gatherer.submit({ shop, idempotencyKey, body }),
+    // Each request's trace context rides with its order: the batch runs in one request's context.
+    submit: (shop, idempotencyKey, body) =>
+      gatherer.submit({ shop, idempotencyKey, body, trace: context.active() }),
     drain: () => gatherer.drain(),
     stats: gatherer.stats,
   };

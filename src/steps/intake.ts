@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { Context as OtelContext } from '@opentelemetry/api';
 import type { Context } from '../context.js';
 import { findByIdempotencyKeys, insertOrders, type OrderToInsert } from '../db/intake.js';
 import type { LoadedOrder, OrderRow } from '../db/orders.js';
@@ -49,6 +50,8 @@ export interface IntakeRequest {
   shop: ShopRow;
   idempotencyKey: string;
   body: NewOrder;
+  /** The request's trace context: its order's jobs continue it, whichever request runs the batch. */
+  trace?: OtelContext;
 }
 
 export interface IntakeOptions {
@@ -171,7 +174,11 @@ export async function intakeMany(
       else outcomes[i] = outcome(() => repeat(made.value.order, hashes[i]));
     }
 
-    const created = committed.flatMap((c) => (c.ok && c.created ? [c] : []));
+    const created: NewlyCreated[] = [];
+    leading.forEach((i, n) => {
+      const c = committed[n];
+      if (c.ok && c.created) created.push({ ...c, trace: requests[i].trace });
+    });
     for (let n = 0; n < created.length; n++) ctx.statusChanges?.inc({ status: 'received' });
     await enqueueCreated(ctx, created);
   }
@@ -261,18 +268,26 @@ async function orderToInsert(
  * (one round trip per channel queue), side by side, both within one enqueue bound — past it, or
  * with Redis away, the reconciler enqueues them (the orders are committed).
  */
-async function enqueueCreated(ctx: Context, created: { order: LoadedOrder; notifications: OutboxRef[] }[]) {
+interface NewlyCreated {
+  order: LoadedOrder;
+  notifications: OutboxRef[];
+  trace?: OtelContext;
+}
+
+async function enqueueCreated(ctx: Context, created: NewlyCreated[]) {
   if (created.length === 0) return;
   const deadline = Date.now() + ENQUEUE_TIMEOUT_MS;
-  const allocations = created.map(({ order }) => ({
+  const allocations = created.map(({ order, trace }) => ({
     data: { orderId: order.id, attempt: order.attempt },
     priority: order.priority,
     shopId: order.shopId,
+    trace,
   }));
-  const messages = created.flatMap(({ order, notifications }) =>
+  const messages = created.flatMap(({ order, notifications, trace }) =>
     notifications.map(({ notificationId, channel }) => ({
       data: { notificationId, channel },
       priority: order.priority,
+      trace,
     })),
   );
   await Promise.all([

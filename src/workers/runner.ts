@@ -104,7 +104,10 @@ function makeWorker(
   const work = async (job: Job, token?: string) => {
     const started = performance.now();
     const result = await processor(ctx, job, token);
-    metrics?.jobDuration.observe({ queue: label }, (performance.now() - started) / 1000);
+    const seconds = (performance.now() - started) / 1000;
+    metrics?.jobDuration.observe({ queue: label }, seconds);
+    // Ids only (no job data): with tracing on, the line carries the job span's trace and span ids.
+    ctx.log.debug({ queue: name, jobId: job.id, orderId: job.data?.orderId, result, seconds }, 'job done');
     return result;
   };
   const worker = new Worker(
@@ -129,6 +132,8 @@ function makeWorker(
     {
       connection: ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true }),
       prefix: ctx.config.queuePrefix,
+      // Each job is processed in its span, which continues the trace of whoever added the job.
+      telemetry: ctx.telemetry,
       // A lane's worker takes more than the stage's slots (at least 4 more), so that when a slot
       // frees, the lane that just used it has its next jobs waiting at the gate already.
       concurrency: lane

@@ -1,3 +1,5 @@
+import { context, propagation, trace } from '@opentelemetry/api';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { describe, expect, it } from 'vitest';
 import { createLogger, safeErrorText, serializeError } from '../../src/logger.js';
 
@@ -130,5 +132,27 @@ describe('logger', () => {
     expect(safeErrorText('Failed query: select $1\nparams: +8613800000000')).toBe(
       'Failed query (SQL and parameters not logged)',
     );
+  });
+
+  it("adds the active span's traceId and spanId to each line, and nothing outside a span", () => {
+    const { lines, stream } = capture();
+    const log = createLogger('info', stream);
+    log.info({ orderId: 'before' }, 'no tracer yet');
+    const provider = new NodeTracerProvider(); // records spans, exports none
+    provider.register();
+    try {
+      const span = trace.getTracer('test').startSpan('work');
+      context.with(trace.setSpan(context.active(), span), () => log.info({ orderId: 'o-1' }, 'in a span'));
+      span.end();
+      log.info('after the span');
+      const { traceId, spanId } = span.spanContext();
+      expect(lines[0]).not.toHaveProperty('traceId');
+      expect(lines[1]).toMatchObject({ traceId, spanId, orderId: 'o-1', msg: 'in a span' });
+      expect(lines[2]).not.toHaveProperty('traceId');
+    } finally {
+      trace.disable();
+      context.disable();
+      propagation.disable();
+    }
   });
 });
