@@ -101,6 +101,9 @@ export function orderStatusWrites(text: string): string[] {
     }
     for (const match of code.matchAll(new RegExp(`\\.\\s*insert\\s*\\(\\s*${table}\\s*\\)`, 'g')))
       writes.push(`line ${lineOf(match.index)}: insert(orders)`);
+    // db/bulk.ts insertRows(db, orders, rows): a multi-row insert by json.
+    for (const match of code.matchAll(new RegExp(`\\binsertRows\\s*\\(\\s*\\w+\\s*,\\s*${table}\\s*,`, 'g')))
+      writes.push(`line ${lineOf(match.index)}: insertRows(orders)`);
   }
   for (const match of code.matchAll(/\bupdate\s+"?orders"?\s+set\b[^;`]*?\bstatus\b/gi))
     writes.push(`line ${lineOf(match.index)}: ${match[0].replace(/\s+/g, ' ').slice(0, 80)}`);
@@ -191,6 +194,8 @@ describe('architecture', () => {
       expect(write(`await db.update(schema.orders).set({ status: next })`)).toHaveLength(1);
       expect(write(`await db.update(orders).set({ ...changes })`)).toHaveLength(1);
       expect(write(`await db.insert(orders).values(row)`)).toHaveLength(1);
+      expect(write(`await insertRows(tx, orders, rows, { returning: true })`)).toHaveLength(1);
+      expect(write(`await insertRows(tx, orderItems, rows)`)).toHaveLength(0);
       expect(write('await sql`UPDATE orders SET status = ${s} WHERE id = ${id}`')).toHaveLength(1);
       expect(write(`await db.update(orders).set({ promisedBy: when })`)).toEqual([]);
       expect(write(`await db.update(shipments).set({ status: 'booked' })`)).toEqual([]);
