@@ -60,11 +60,15 @@ export async function findParcel(db: Db, id: string): Promise<ShipmentRow | unde
   return row;
 }
 
-export async function findByTracking(db: Db, carrierId: string, trackingNumber: string) {
-  const [row] = await db
+const trackingQuery = reusable<{ carrierId: string; trackingNumber: string }, ShipmentRow[]>((db, p) =>
+  db
     .select()
     .from(shipments)
-    .where(and(eq(shipments.carrierId, carrierId), eq(shipments.trackingNumber, trackingNumber)));
+    .where(and(eq(shipments.carrierId, p('carrierId')), eq(shipments.trackingNumber, p('trackingNumber')))),
+);
+
+export async function findByTracking(db: Db, carrierId: string, trackingNumber: string) {
+  const [row] = await trackingQuery(db, { carrierId, trackingNumber });
   return row;
 }
 
@@ -400,21 +404,47 @@ export async function setParcelStatus(
   from: readonly ParcelStatus[],
   event: { at: Date; deliveredAt?: Date },
 ): Promise<void> {
-  await tx
+  await moveParcel(tx, {
+    id: parcelId,
+    to,
+    // One query shape for every list of statuses: a parcel status never holds a comma.
+    from: from.join(','),
+    deliveredAt: event.deliveredAt?.toISOString() ?? null,
+    now: new Date().toISOString(),
+  });
+  await noteParcelEvent(tx, { id: parcelId, at: event.at.toISOString() });
+}
+
+const moveParcel = reusable<
+  { id: string; to: ParcelStatus; from: string; deliveredAt: string | null; now: string },
+  unknown
+>((db, p) =>
+  db
     .update(shipments)
     .set({
-      status: to,
-      updatedAt: new Date(),
-      ...(event.deliveredAt ? { deliveredAt: event.deliveredAt } : {}),
+      status: sql`${p('to')}`,
+      updatedAt: sql`${p('now')}::timestamptz`,
+      deliveredAt: sql`coalesce(${p('deliveredAt')}::timestamptz, ${shipments.deliveredAt})`,
     })
-    .where(and(eq(shipments.id, parcelId), inArray(shipments.status, [...from])));
-  await tx
-    .update(shipments)
-    .set({ lastEventAt: event.at })
     .where(
-      and(eq(shipments.id, parcelId), or(isNull(shipments.lastEventAt), lt(shipments.lastEventAt, event.at))),
-    );
-}
+      and(
+        eq(shipments.id, p('id')),
+        sql`${shipments.status} = any(string_to_array(${p('from')}::text, ','))`,
+      ),
+    ),
+);
+
+const noteParcelEvent = reusable<{ id: string; at: string }, unknown>((db, p) =>
+  db
+    .update(shipments)
+    .set({ lastEventAt: sql`${p('at')}::timestamptz` })
+    .where(
+      and(
+        eq(shipments.id, p('id')),
+        or(isNull(shipments.lastEventAt), lt(shipments.lastEventAt, sql`${p('at')}::timestamptz`)),
+      ),
+    ),
+);
 
 export interface ShipmentPosition {
   bookedAt: Date;
