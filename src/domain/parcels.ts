@@ -64,6 +64,20 @@ export function mayStillLand(startedAt: Date, now: Date, carrierTimeoutMs: numbe
   return now.getTime() - startedAt.getTime() < carrierTimeoutMs + IN_FLIGHT_GRACE_MS;
 }
 
+/**
+ * Whether a parcel's latest booking call is still in flight: it is pending (a call records its
+ * answer, or is undone, in the transaction that frees the parcel) and may still land. Read from
+ * the attempts alone, never from a parcel row read earlier: a booking job may have started a call
+ * between the two reads, and taking that call for a dead one cancelled the booking it made.
+ */
+export function callInFlight(
+  latest: { outcome: string; at: Date } | undefined,
+  now: Date,
+  carrierTimeoutMs: number,
+): boolean {
+  return latest?.outcome === 'pending' && mayStillLand(latest.at, now, carrierTimeoutMs);
+}
+
 const HOUR = 3_600_000;
 
 /** When a carrier event is due for a booked parcel: its ETA, else booking time + transit. */

@@ -22,7 +22,7 @@ import {
   type CarrierCandidate,
 } from '../domain/carrier-choice.js';
 import { isLate } from '../domain/notify.js';
-import { expectedEventBy, mayStillLand, rollUp } from '../domain/parcels.js';
+import { callInFlight, expectedEventBy, mayStillLand, rollUp } from '../domain/parcels.js';
 import type { FailureReason } from '../domain/status.js';
 import type { BookingOutcome } from '../integrations/carriers/types.js';
 import { takeSlot } from '../integrations/sliding-log.js';
@@ -231,11 +231,7 @@ async function routeParcel(
   for (;;) {
     const attempts = await attemptsOf(ctx.db, parcel.id);
     const latest = attempts[attempts.length - 1];
-    const inFlight =
-      parcel.status === 'booking' &&
-      latest?.outcome === 'pending' &&
-      mayStillLand(latest.at, new Date(), ctx.config.carrierTimeoutMs);
-    if (inFlight) return { kind: 'routed' }; // its booking job answers for it
+    if (callInFlight(latest, new Date(), ctx.config.carrierTimeoutMs)) return { kind: 'routed' }; // its booking job answers for it
     const decision = nextBookingStep({
       candidates,
       region: order.region,

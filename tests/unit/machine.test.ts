@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { outboxMessages, messageKey, reachableChannels, toldStatus } from '../../src/domain/notify.js';
-import { IN_FLIGHT_GRACE_MS, mayStillLand, rollUp } from '../../src/domain/parcels.js';
+import { callInFlight, IN_FLIGHT_GRACE_MS, mayStillLand, rollUp } from '../../src/domain/parcels.js';
 import { CANCELLABLE, EFFECTS, canTransition, ORDER_STATUSES } from '../../src/domain/status.js';
 
 describe('the status machine’s effects', () => {
@@ -58,6 +58,17 @@ describe('a booking call that may still land', () => {
     const after = (ms: number) => new Date(started.getTime() + ms);
     expect(mayStillLand(started, after(1000 + IN_FLIGHT_GRACE_MS - 1), 1000)).toBe(true);
     expect(mayStillLand(started, after(1000 + IN_FLIGHT_GRACE_MS), 1000)).toBe(false);
+  });
+
+  it('is in flight while the latest attempt is pending and may land, whatever an earlier read of the parcel said', () => {
+    const started = new Date('2026-01-31T08:00:00.000Z');
+    const after = (ms: number) => new Date(started.getTime() + ms);
+    expect(callInFlight({ outcome: 'pending', at: started }, after(10), 1000)).toBe(true);
+    expect(callInFlight({ outcome: 'pending', at: started }, after(1000 + IN_FLIGHT_GRACE_MS), 1000)).toBe(
+      false,
+    );
+    expect(callInFlight({ outcome: 'transient', at: started }, after(10), 1000)).toBe(false);
+    expect(callInFlight(undefined, after(10), 1000)).toBe(false);
   });
 });
 
