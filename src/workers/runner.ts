@@ -4,6 +4,7 @@ import type { Channel } from '../domain/notify.js';
 import type { Metrics } from '../metrics.js';
 import { PRIORITIES, type Priority } from '../domain/priority.js';
 import { fairTake } from '../queues/fair.js';
+import { duplicateConnection } from '../queues/connection.js';
 import {
   carrierLaneName,
   isLaned,
@@ -127,7 +128,7 @@ function makeWorker(
       }
     },
     {
-      connection: ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true }),
+      connection: duplicateConnection(ctx.redis, { maxRetriesPerRequest: null, enableOfflineQueue: true }),
       prefix: ctx.config.queuePrefix,
       // A lane's worker takes more than the stage's slots (at least 4 more), so that when a slot
       // frees, the lane that just used it has its next jobs waiting at the gate already.
