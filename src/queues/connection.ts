@@ -1,3 +1,4 @@
+import type { Worker } from 'bullmq';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 
 /** A connection to one Redis server (REDIS_URL) or to a Redis Cluster (REDIS_CLUSTER_NODES). */
@@ -96,4 +97,26 @@ function crc16(data: Buffer): number {
 /** The cluster slot (0–16383) of a key, as `CLUSTER KEYSLOT` answers. */
 export function keySlot(key: string): number {
   return crc16(Buffer.from(hashTag(key) ?? key)) % 16384;
+}
+
+/** How long a closed worker's disconnect is waited for (see disconnectWorker). */
+const WORKER_DISCONNECT_WAIT_MS = 2_000;
+
+/**
+ * `worker.disconnect()` after `worker.close()`, its wait bounded. BullMQ waits for each of the
+ * worker's connections to emit 'end'; on a Cluster, a closed worker's blocking connection can be
+ * left 'disconnecting' with no node connection left (quit() on a cluster whose nodes are already
+ * gone), so 'end' never comes and shutdown would hang. Its sockets are closed by then: only the
+ * wait is cut short.
+ */
+export async function disconnectWorker(worker: Worker, waitMs = WORKER_DISCONNECT_WAIT_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    worker.disconnect().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, waitMs);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
 }

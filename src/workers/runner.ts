@@ -4,7 +4,7 @@ import type { Channel } from '../domain/notify.js';
 import type { Metrics } from '../metrics.js';
 import { PRIORITIES, type Priority } from '../domain/priority.js';
 import { fairTake } from '../queues/fair.js';
-import { duplicateConnection } from '../queues/connection.js';
+import { disconnectWorker, duplicateConnection } from '../queues/connection.js';
 import {
   carrierLaneName,
   isLaned,
@@ -230,7 +230,7 @@ export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Me
       // back through their expired locks (or the reconciler) instead.
       const force = ctx.redis.status !== 'ready';
       await Promise.all([...workers.map((w) => w.close(force)), carrierWorkers?.close()]);
-      await Promise.all(workers.map((w) => w.disconnect().catch(() => undefined)));
+      await Promise.all(workers.map((w) => disconnectWorker(w)));
     },
   };
 }
