@@ -29,6 +29,7 @@ import { openDatabase, type Db } from '../src/db/client.js';
 import { allocations, inventory, orderItems, orders, shops, warehouses } from '../src/db/schema.js';
 import { createContext } from '../src/runtime.js';
 import { allocate } from '../src/steps/allocate.js';
+import { deleteKeys } from './lib/common.js';
 
 const env = process.env;
 const N = Number(env.BENCH_ALLOC_ORDERS ?? 2000);
@@ -291,15 +292,6 @@ async function main() {
     await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch(() => undefined);
     await admin.end();
   }
-}
-
-async function deleteKeys(redis: import('ioredis').Redis, prefix: string) {
-  let cursor = '0';
-  do {
-    const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = nextCursor;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
 }
 
 main().catch((error) => {

@@ -4,6 +4,7 @@ import { STRATEGIES } from './domain/allocation/index.js';
 import { regionPair } from './domain/allocation/strategy.js';
 import type { Watermarks } from './domain/shedding.js';
 import { validMinShares, type MinShares } from './domain/lanes.js';
+import { hashTag, type RedisClusterSettings } from './queues/connection.js';
 
 /** Sender of customer email when SMTP_FROM is unset (contract, Configuration). */
 export const DEFAULT_SMTP_FROM = 'Surgeline <no-reply@localhost>';
@@ -12,6 +13,8 @@ export interface Config {
   port: number;
   host: string;
   redisUrl: string;
+  /** REDIS_CLUSTER_NODES: set, every connection is to this Redis Cluster (and REDIS_URL is not used). */
+  redisCluster: RedisClusterSettings | undefined;
   queuePrefix: string;
   /** undefined: PGlite on disk in dataDir; 'memory://': in-memory PGlite; postgres://…: a server. */
   databaseUrl: string | undefined;
@@ -191,6 +194,60 @@ function watermarks(env: Env): Watermarks {
   return { standard, express, essential };
 }
 
+/**
+ * REDIS_CLUSTER_NODES: comma list of seeds, each `host:port` or a `redis://` / `rediss://` URL
+ * (whose user, password and TLS then apply to every node of the cluster). A password is never
+ * echoed in the error.
+ */
+function clusterNodes(env: Env, name: string): RedisClusterSettings | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  const settings: RedisClusterSettings = { nodes: [], tls: false };
+  const fail = (entry: string, why: string): never => {
+    const shown = entry.replace(/\/\/([^@/]*)@/, '//***@');
+    throw new ConfigError(
+      `${name} must list Redis Cluster seeds as "host:port,host:port" (or redis:// URLs); "${shown}" ${why}`,
+    );
+  };
+  for (const entry of raw.split(',').map((e) => e.trim())) {
+    if (!entry) fail(raw, 'has an empty entry');
+    let parsed: URL;
+    try {
+      parsed = new URL(/^[a-z]+:\/\//i.test(entry) ? entry : `redis://${entry}`);
+    } catch {
+      return fail(entry, 'is not host:port');
+    }
+    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
+      fail(entry, 'is not redis:// or rediss://');
+    if (!parsed.hostname || (parsed.pathname !== '' && parsed.pathname !== '/') || parsed.search) {
+      fail(entry, 'is not host:port');
+    }
+    if (!/^[a-z]+:\/\//i.test(entry) && !parsed.port) fail(entry, 'has no port');
+    const port = Number(parsed.port || '6379');
+    if (port < 1) fail(entry, 'has no valid port');
+    settings.nodes.push({ host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port });
+    if (parsed.protocol === 'rediss:') settings.tls = true;
+    if (parsed.username) settings.username = decodeURIComponent(parsed.username);
+    if (parsed.password) settings.password = decodeURIComponent(parsed.password);
+  }
+  return settings;
+}
+
+/**
+ * QUEUE_PREFIX: with a Redis Cluster it must hold a hash tag (`{surgeline}`), so that every key
+ * the engine writes, each starting with the prefix, lands in one slot (BullMQ's scripts and the
+ * engine's own touch several keys at once, which a cluster refuses across slots).
+ */
+function queuePrefix(env: Env, cluster: boolean): string {
+  const prefix = env.QUEUE_PREFIX || 'surgeline';
+  if (cluster && hashTag(prefix) === undefined) {
+    throw new ConfigError(
+      `QUEUE_PREFIX must hold a Redis Cluster hash tag such as "{${prefix.replace(/[{}]/g, '') || 'surgeline'}}" when REDIS_CLUSTER_NODES is set, got "${prefix}"`,
+    );
+  }
+  return prefix;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function loadConfig(env: Env = process.env): Config {
@@ -217,11 +274,13 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(`MIGRATE_ON_START must be 0 or 1, got "${migrate}"`);
   }
   const adminToken = env.ADMIN_TOKEN || randomBytes(24).toString('base64url');
+  const redisCluster = clusterNodes(env, 'REDIS_CLUSTER_NODES');
   return {
     port,
     host: env.HOST || '0.0.0.0',
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
-    queuePrefix: env.QUEUE_PREFIX || 'surgeline',
+    redisCluster,
+    queuePrefix: queuePrefix(env, redisCluster !== undefined),
     databaseUrl,
     dataDir: env.DATA_DIR || './.data',
     adminToken,

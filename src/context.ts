@@ -1,5 +1,5 @@
 import type { Telemetry } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './queues/connection.js';
 import type { Config } from './config.js';
 import type { Database, Db } from './db/client.js';
 import type { BreakerStore } from './integrations/carriers/breaker-store.js';
@@ -15,7 +15,7 @@ export interface Context {
   log: Logger;
   database: Database;
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   queues: Queues;
   carriers: CarrierAdapter;
   /** Each carrier's circuit breaker, in Redis, shared by every process. */

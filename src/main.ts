@@ -37,7 +37,13 @@ async function main() {
 
   running = await startProcess(role, config);
   running.ctx.log.info(
-    { role, port: config.port, queuePrefix: config.queuePrefix, database: running.ctx.database.kind },
+    {
+      role,
+      port: config.port,
+      queuePrefix: config.queuePrefix,
+      redis: config.redisCluster ? 'cluster' : 'server',
+      database: running.ctx.database.kind,
+    },
     'surgeline started',
   );
   if (stopping) {

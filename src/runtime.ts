@@ -32,7 +32,8 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
   const log = overrides.log ?? createLogger(config.logLevel);
   const database = overrides.database ?? openDatabase(config.databaseUrl, config.dataDir);
   // Fail fast while Redis is away (the caller answers 503 or leaves the work to the reconciler).
-  const redis = redisConnection(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  // REDIS_CLUSTER_NODES set: a Cluster, and every connection duplicated from it is one too.
+  const redis = redisConnection(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   redis.on('error', (error) => log.debug({ err: error.message }, 'redis connection error'));
   const queues = new Queues(redis, config.queuePrefix, config, overrides.telemetry);
   return {

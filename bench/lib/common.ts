@@ -7,13 +7,14 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { migrate } from 'drizzle-orm/postgres-js/migrator';
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { fileURLToPath } from 'node:url';
 import type { Database, Db } from '../../src/db/client.js';
+import type { RedisClient } from '../../src/queues/connection.js';
 import * as schema from '../../src/db/schema.js';
 import type { FastifyInstance } from 'fastify';
 
@@ -218,18 +219,21 @@ export async function commandStats(redis: Redis): Promise<Record<string, number>
   return out;
 }
 
-export async function scanKeys(redis: Redis, prefix: string): Promise<string[]> {
+/** Every key under `prefix`; on a Redis Cluster, each master's. */
+export async function scanKeys(redis: RedisClient, prefix: string): Promise<string[]> {
   const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
+  for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+  }
   return keys;
 }
 
-export async function deleteKeys(redis: Redis, prefix: string) {
+export async function deleteKeys(redis: RedisClient, prefix: string) {
   const keys = await scanKeys(redis, prefix);
   for (let i = 0; i < keys.length; i += 500) await redis.unlink(...keys.slice(i, i + 500));
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../queues/connection.js';
 
 /**
  * Sliding log in a Redis sorted set: a call is accepted only while fewer than `max` were
@@ -28,7 +28,7 @@ if accepted then return {count, reset} end
 return {max + 1, reset}
 `;
 
-type WithSlidingLog = Redis & {
+type WithSlidingLog = RedisClient & {
   surgelineSlidingLog(
     key: string,
     window: number,
@@ -45,7 +45,7 @@ let nonce = 0;
  * call is recorded (and answered 0) even when the log is full — let through, but still counted.
  */
 export async function takeSlot(
-  redis: Redis,
+  redis: RedisClient,
   key: string,
   windowMs: number,
   max: number,
@@ -75,13 +75,20 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(oldest[2]) + window - now)
 `;
 
-type WithRoomIn = Redis & { surgelineRoomIn(key: string, window: number, max: number): Promise<number> };
+type WithRoomIn = RedisClient & {
+  surgelineRoomIn(key: string, window: number, max: number): Promise<number>;
+};
 
 /**
  * How long until `key`'s log would accept a call (0: now), leaving the slot to whoever takes it:
  * a pace for callers that take the slot themselves a moment later (workers/lane-gate.ts).
  */
-export async function roomIn(redis: Redis, key: string, windowMs: number, max: number): Promise<number> {
+export async function roomIn(
+  redis: RedisClient,
+  key: string,
+  windowMs: number,
+  max: number,
+): Promise<number> {
   const client = redis as WithRoomIn;
   if (!client.surgelineRoomIn) client.defineCommand('surgelineRoomIn', { numberOfKeys: 1, lua: ROOM_IN });
   return Number(await client.surgelineRoomIn(key, windowMs, max));

@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { Context } from '../context.js';
 import { allCarriers, type CarrierRow } from '../db/carriers.js';
+import { duplicateConnection, type RedisClient } from './connection.js';
 
 /** The Redis channel on which a carrier created or changed is announced (see announceCarrierChange). */
 export const carriersChannel = (queuePrefix: string) => `${queuePrefix}:carriers-changed`;
@@ -46,7 +46,7 @@ export function createCarrierCache(
   let kept: { rows: CarrierRow[]; at: number } | undefined;
   let loading: Promise<CarrierRow[]> | undefined;
   let generation = 0;
-  let subscriber: Redis | undefined;
+  let subscriber: RedisClient | undefined;
   let closed = false;
 
   const invalidate = () => {
@@ -56,7 +56,7 @@ export function createCarrierCache(
   };
   const listen = () => {
     if (subscriber || closed) return;
-    subscriber = ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+    subscriber = duplicateConnection(ctx.redis, { maxRetriesPerRequest: null, enableOfflineQueue: true });
     subscriber.on('error', () => undefined); // reconnects by itself; the TTL covers the gap
     subscriber.on('message', invalidate);
     subscriber.on('ready', invalidate); // announcements missed while it was away

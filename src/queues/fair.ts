@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 
 /**
  * Shops served in turn within a lane (start-time fair queueing). Each job's BullMQ priority is a
@@ -42,12 +42,12 @@ if tonumber(ARGV[1]) > frontier then redis.call('HSET', KEYS[1], '${FRONTIER}', 
 return 1
 `;
 
-type WithFair = Redis & {
+type WithFair = RedisClient & {
   surgelineFairTag(key: string, ...shops: string[]): Promise<number[]>;
   surgelineFairTake(tags: string, prioritized: string, wait: string, tag: number): Promise<number>;
 };
 
-function withFair(redis: Redis): WithFair {
+function withFair(redis: RedisClient): WithFair {
   const client = redis as WithFair;
   if (!client.surgelineFairTag) {
     client.defineCommand('surgelineFairTag', { numberOfKeys: 1, lua: TAG });
@@ -60,7 +60,7 @@ const tagsKey = (prefix: string, lane: string) => `${prefix}:${lane}:fair`;
 
 /** The tags (BullMQ priorities) of jobs joining `lane` for these shops, in order, in one round trip. */
 export async function fairTags(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   lane: string,
   shops: string[],
@@ -70,7 +70,7 @@ export async function fairTags(
 }
 
 /** A worker took a job of `lane` with this tag: the frontier moves up to it. */
-export async function fairTake(redis: Redis, prefix: string, lane: string, tag: number): Promise<void> {
+export async function fairTake(redis: RedisClient, prefix: string, lane: string, tag: number): Promise<void> {
   await withFair(redis).surgelineFairTake(
     tagsKey(prefix, lane),
     `${prefix}:${lane}:prioritized`,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 
 const EXTEND_OR_RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then
   if tonumber(ARGV[2]) > 0 then return redis.call('pexpire', KEYS[1], ARGV[2]) end
@@ -19,7 +19,7 @@ export interface PassLock {
  * key with an owner token and an expiry, so a process that dies mid-pass frees it by itself.
  * Null when another process holds it.
  */
-export async function takePassLock(redis: Redis, key: string, ms: number): Promise<PassLock | null> {
+export async function takePassLock(redis: RedisClient, key: string, ms: number): Promise<PassLock | null> {
   const token = randomUUID();
   if ((await redis.set(key, token, 'PX', ms, 'NX')) !== 'OK') return null;
   return {

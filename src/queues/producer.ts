@@ -1,6 +1,6 @@
 import type { Context as OtelContext } from '@opentelemetry/api';
 import { Queue, type Job, type JobsOptions, type JobType, type Telemetry } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { jobPriority, PRIORITIES, type Priority } from '../domain/priority.js';
 import type { Channel } from '../domain/notify.js';
 import { fairTags } from './fair.js';
@@ -20,9 +20,7 @@ import {
   type QueueSettings,
 } from './topology.js';
 
-export function redisConnection(url: string, options: RedisOptions = {}): Redis {
-  return new Redis(url, { lazyConnect: false, ...options });
-}
+export { redisConnection } from './connection.js';
 
 /**
  * The lanes of one stage (or of one carrier's booking calls), one queue per class, seen as one
@@ -117,7 +115,7 @@ export class Queues {
   readonly notification: Record<Channel, Queue>;
 
   constructor(
-    readonly connection: Redis,
+    readonly connection: RedisClient,
     readonly prefix: string,
     settings: QueueSettings,
     /** BullMQ's telemetry (src/telemetry.ts): each job's span continues its producer's trace. */

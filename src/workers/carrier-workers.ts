@@ -2,6 +2,7 @@ import type { Worker } from 'bullmq';
 import type { Context } from '../context.js';
 import { allCarriers } from '../db/carriers.js';
 import { carriersChannel } from '../queues/carrier-changes.js';
+import { disconnectWorker, duplicateConnection } from '../queues/connection.js';
 import { roomIn } from '../integrations/sliding-log.js';
 import { CARRIER_RATE_WINDOW_MS, carrierRateKey } from '../queues/topology.js';
 
@@ -65,7 +66,7 @@ export function startCarrierWorkers(
     })();
     return reading;
   };
-  const subscriber = ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+  const subscriber = duplicateConnection(ctx.redis, { maxRetriesPerRequest: null, enableOfflineQueue: true });
   subscriber.on('error', () => undefined); // reconnects by itself; the periodic read covers the gap
   subscriber.on('message', () => {
     if (!stopped)
@@ -102,7 +103,7 @@ export function startCarrierWorkers(
       const force = ctx.redis.status !== 'ready';
       const all = [...running.values()].flatMap(({ workers }) => workers);
       await Promise.all(all.map((worker) => worker.close(force)));
-      await Promise.all(all.map((worker) => worker.disconnect().catch(() => undefined)));
+      await Promise.all(all.map((worker) => disconnectWorker(worker)));
     },
   };
 }

@@ -4,6 +4,7 @@ import type { Channel } from '../domain/notify.js';
 import type { Metrics } from '../metrics.js';
 import { PRIORITIES, type Priority } from '../domain/priority.js';
 import { fairTake } from '../queues/fair.js';
+import { disconnectWorker, duplicateConnection } from '../queues/connection.js';
 import {
   carrierLaneName,
   isLaned,
@@ -130,7 +131,7 @@ function makeWorker(
       }
     },
     {
-      connection: ctx.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true }),
+      connection: duplicateConnection(ctx.redis, { maxRetriesPerRequest: null, enableOfflineQueue: true }),
       prefix: ctx.config.queuePrefix,
       // Each job is processed in its span, which continues the trace of whoever added the job.
       telemetry: ctx.telemetry,
@@ -234,7 +235,7 @@ export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Me
       // back through their expired locks (or the reconciler) instead.
       const force = ctx.redis.status !== 'ready';
       await Promise.all([...workers.map((w) => w.close(force)), carrierWorkers?.close()]);
-      await Promise.all(workers.map((w) => w.disconnect().catch(() => undefined)));
+      await Promise.all(workers.map((w) => disconnectWorker(w)));
     },
   };
 }

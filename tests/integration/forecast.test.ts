@@ -6,6 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_JOB_SECONDS } from '../../src/domain/forecast.js';
+import { duplicateConnection } from '../../src/queues/connection.js';
 import { stageJobSeconds } from '../../src/steps/forecast.js';
 import { orders, shops } from '../../src/db/schema.js';
 import { QUEUE_NAMES } from '../../src/queues/topology.js';
@@ -172,7 +173,7 @@ describe('GET /v1/admin/forecast', () => {
 
   it("a stage's job duration is measured from its completed jobs in Redis (defaults for the others)", async () => {
     // No worker of this API-only process serves cancellation: this one does, 150 ms a job.
-    const connection = server.ctx.redis.duplicate({ maxRetriesPerRequest: null });
+    const connection = duplicateConnection(server.ctx.redis, { maxRetriesPerRequest: null });
     const worker = new Worker(
       'cancellation',
       async () => new Promise((resolve) => setTimeout(resolve, 150)),

@@ -140,6 +140,68 @@ describe('loadConfig', () => {
     ).toContain('below 100');
   });
 
+  it('reads REDIS_CLUSTER_NODES: host:port seeds, or redis:// URLs whose credentials apply to every node', () => {
+    expect(loadConfig({}).redisCluster).toBeUndefined();
+    expect(
+      loadConfig({
+        REDIS_CLUSTER_NODES: ' 10.0.0.1:7000 , redis-b:7001,[::1]:7002',
+        QUEUE_PREFIX: '{surgeline}',
+      }).redisCluster,
+    ).toEqual({
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: 'redis-b', port: 7001 },
+        { host: '::1', port: 7002 },
+      ],
+      tls: false,
+    });
+    expect(
+      loadConfig({ REDIS_CLUSTER_NODES: 'rediss://app:s%40cret@cache-1:6380', QUEUE_PREFIX: 'a-{b}-c' })
+        .redisCluster,
+    ).toEqual({ nodes: [{ host: 'cache-1', port: 6380 }], username: 'app', password: 's@cret', tls: true });
+  });
+
+  it.each([
+    ['10.0.0.1'],
+    ['10.0.0.1:7000,'],
+    ['10.0.0.1:0'],
+    ['10.0.0.1:70000'],
+    ['http://10.0.0.1:7000'],
+    ['redis://10.0.0.1:7000/2'],
+    ['not a host:7000'],
+  ])('REDIS_CLUSTER_NODES=%s throws one line naming the variable', (value) => {
+    const error = configError({ REDIS_CLUSTER_NODES: value, QUEUE_PREFIX: '{surgeline}' });
+    expect(error.message).toContain('REDIS_CLUSTER_NODES');
+    expect(error.message).not.toContain('\n');
+  });
+
+  it('never echoes a cluster seed password in the error', () => {
+    const error = configError({
+      REDIS_CLUSTER_NODES: 'redis://app:hunter2@cache-1:6380/0',
+      QUEUE_PREFIX: '{s}',
+    });
+    expect(error.message).toContain('REDIS_CLUSTER_NODES');
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it.each([['surgeline'], ['{}surgeline'], ['surgeline{'], ['surge}line{x']])(
+    'with REDIS_CLUSTER_NODES set, QUEUE_PREFIX=%s (no hash tag) is refused in one line naming QUEUE_PREFIX',
+    (prefix) => {
+      const error = configError({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: prefix });
+      expect(error.message).toContain('QUEUE_PREFIX');
+      expect(error.message).toContain('hash tag');
+      expect(error.message).not.toContain('\n');
+    },
+  );
+
+  it('refuses the default prefix in cluster mode, and accepts any prefix without a cluster', () => {
+    expect(configError({ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }).message).toContain('"{surgeline}"');
+    expect(loadConfig({ QUEUE_PREFIX: 'surgeline' }).queuePrefix).toBe('surgeline');
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: '{x}:y' }).queuePrefix).toBe(
+      '{x}:y',
+    );
+  });
+
   it('names the bad value too, so the operator sees what to fix', () => {
     expect(configError({ PORT: 'abc' }).message).toContain('abc');
     expect(configError({ WORKER_QUEUES: 'allocation,nope' }).message).toContain('nope');
@@ -169,6 +231,16 @@ describe('starting a process with a bad configuration', () => {
     const output = lines(`${result.stdout}${result.stderr}`);
     expect(output).toHaveLength(1);
     expect(output[0]).toContain('DATABASE_URL');
+  });
+
+  it('cluster mode with a QUEUE_PREFIX lacking a hash tag exits 1 with one line naming QUEUE_PREFIX', () => {
+    const result = start('all', { REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: 'surgeline' });
+    expect(result.error).toBeUndefined();
+    expect(result.status).toBe(1);
+    const output = lines(`${result.stdout}${result.stderr}`);
+    expect(output).toHaveLength(1);
+    expect(output[0]).toContain('QUEUE_PREFIX');
+    expect(output[0]).toContain('REDIS_CLUSTER_NODES');
   });
 
   it('`worker` with a bad PORT exits 1 with one line naming PORT', () => {

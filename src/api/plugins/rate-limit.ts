@@ -1,6 +1,6 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../queues/connection.js';
 import { AppError } from '../../errors.js';
 import { SLIDING_LOG } from '../../integrations/sliding-log.js';
 import { shopOf } from './auth.js';
@@ -10,7 +10,7 @@ const WINDOW_MS = 60_000;
 /** The shop limit is the shared sliding log (see integrations/sliding-log.ts) over 60 s. */
 
 type Callback = (error: Error | null, result?: { current: number; ttl: number }) => void;
-type RedisWithLimit = Redis & {
+type RedisWithLimit = RedisClient & {
   surgelineSlidingLog(
     key: string,
     window: number,
@@ -20,7 +20,7 @@ type RedisWithLimit = Redis & {
   ): void;
 };
 
-function slidingLogStore(redis: Redis, prefix: string) {
+function slidingLogStore(redis: RedisClient, prefix: string) {
   const client = redis as RedisWithLimit;
   if (!client.surgelineSlidingLog)
     client.defineCommand('surgelineSlidingLog', { numberOfKeys: 1, lua: SLIDING_LOG });
@@ -50,7 +50,7 @@ function slidingLogStore(redis: Redis, prefix: string) {
 }
 
 /** Each shop's `rateLimitPerMinute`, counted across every API replica. Runs after shop auth. */
-export async function registerShopRateLimit(app: FastifyInstance, redis: Redis, prefix: string) {
+export async function registerShopRateLimit(app: FastifyInstance, redis: RedisClient, prefix: string) {
   await app.register(rateLimit, {
     global: true,
     hook: 'onRequest',

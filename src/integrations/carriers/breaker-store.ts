@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../queues/connection.js';
 import {
   breakerSettings,
   bucketMs,
@@ -126,7 +126,7 @@ export interface BreakerReply {
   changes: BreakerChange[];
 }
 
-type RedisWithBreaker = Redis & {
+type RedisWithBreaker = RedisClient & {
   surgelineBreaker(key: string, ...args: (string | number)[]): Promise<[string, string, number, ...string[]]>;
 };
 
@@ -151,7 +151,7 @@ export function parseRecord(raw: string | null): BreakerRecord | null {
 
 /** Runs the script once; `now` is for tests (the store always uses Redis's clock). */
 export async function runBreaker(
-  redis: Redis,
+  redis: RedisClient,
   key: string,
   op: BreakerOp,
   s: BreakerSettings,
@@ -199,7 +199,7 @@ const MESSAGES: Record<BreakerState, string> = {
  * reads half_open everywhere and the first allow/record afterwards logs "half-opened".
  */
 export function createBreakerStore(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   settings: Partial<BreakerSettings> = {},
   log?: Logger,
