@@ -37,7 +37,6 @@
  * Env: BENCH_COST_ORDERS (500), BENCH_COST_IDLE_MS (10000), BENCH_COST_CONNECTIONS (20),
  * BENCH_POSTGRES_URL, REDIS_URL. Prints a table; writes bench/results/cost.json.
  */
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { loadConfig } from '../src/config.js';
@@ -46,7 +45,9 @@ import { Queues } from '../src/queues/producer.js';
 import type { QueueName } from '../src/queues/topology.js';
 import { startProcess, type Role, type RunningProcess } from '../src/runtime.js';
 import {
+  backendCpu,
   commandStats,
+  cpuBetween,
   countedDatabase,
   cpuMs,
   createDatabase,
@@ -84,23 +85,6 @@ const REGION = 'bench-region';
 
 const redisCounter = new RedisCounter();
 redisCounter.install();
-
-/** utime+stime (ms) of every backend connected to `database`, by pid. */
-async function backendCpu(admin: postgres.Sql, database: string): Promise<Map<number, number>> {
-  const rows = await admin`select pid from pg_stat_activity where datname = ${database}`;
-  const out = new Map<number, number>();
-  for (const { pid } of rows) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      out.set(Number(pid), ((Number(fields[11]) + Number(fields[12])) * 1000) / 100);
-    } catch {
-      // gone, or /proc not readable: not counted
-    }
-  }
-  return out;
-}
-const cpuBetween = (a: Map<number, number>, b: Map<number, number>) =>
-  [...b].reduce((sum, [pid, ms]) => sum + ms - (a.get(pid) ?? 0), 0);
 
 async function redisServerCpuMs(redis: ReturnType<typeof redisClient>) {
   const text = await redis.info('cpu');

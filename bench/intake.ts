@@ -18,11 +18,14 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import postgres from 'postgres';
 import { surgeOrders } from '../src/demo/surge.js';
 import {
+  backendCpu,
   countedDatabase,
+  cpuBetween,
+  procCpuMs,
+  stopChild,
+  waitReady,
   createDatabase,
   deleteKeys,
   SqlCounter,
@@ -48,47 +51,6 @@ const BARE_PREFIX = `surgeline-bench-intake-bare-${RUN}`;
 const ADMIN = 'bench-admin-token';
 const SKUS = ['A', 'B', 'C', 'D', 'E', 'F'];
 const REGION = 'bench-region';
-
-/** utime + stime of a process, ms (Linux /proc, 100 ticks/s); NaN where there is no /proc. */
-function procCpuMs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-async function backendsCpuMs(admin: postgres.Sql, database: string): Promise<Map<number, number>> {
-  const out = new Map<number, number>();
-  for (const { pid } of await admin`select pid from pg_stat_activity where datname = ${database}`) {
-    const ms = procCpuMs(Number(pid));
-    if (Number.isFinite(ms)) out.set(Number(pid), ms);
-  }
-  return out;
-}
-
-async function waitReady(url: string, child: ChildProcess) {
-  const until = Date.now() + 60_000;
-  while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`engine exited with ${child.exitCode}`);
-    const ok = await fetch(`${url}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return;
-    await sleep(200);
-  }
-  throw new Error('engine not ready after 60 s');
-}
-
-async function stopChild(child: ChildProcess) {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await Promise.race([exited, sleep(15_000)]);
-  if (child.exitCode === null) child.kill('SIGKILL');
-}
 
 interface Measured {
   target: string;
@@ -194,14 +156,13 @@ async function main() {
       const child = target === 'engine' ? engine : bare;
       const url = target === 'engine' ? engineUrl : bareUrl;
       const cpu0 = procCpuMs(child.pid!);
-      const pg0 = target === 'engine' ? await backendsCpuMs(database.admin, database.name) : undefined;
+      const pg0 = target === 'engine' ? await backendCpu(database.admin, database.name) : undefined;
       const r = await hit(url, REQUESTS, target === 'engine' ? shop.apiKey : undefined);
       const cpu1 = procCpuMs(child.pid!);
       let postgresCpuMsPerRequest: number | undefined;
       if (pg0) {
-        const pg1 = await backendsCpuMs(database.admin, database.name);
-        postgresCpuMsPerRequest =
-          [...pg1].reduce((s, [pid, ms]) => s + ms - (pg0.get(pid) ?? 0), 0) / REQUESTS;
+        const pg1 = await backendCpu(database.admin, database.name);
+        postgresCpuMsPerRequest = cpuBetween(pg0, pg1) / REQUESTS;
       }
       if ((r.statuses[202] ?? 0) !== REQUESTS)
         console.log(`  ${target}: statuses ${JSON.stringify(r.statuses)} ${JSON.stringify(r.samples)}`);

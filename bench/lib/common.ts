@@ -5,7 +5,8 @@
  * found by scanning the prefix (`<prefix>:<queue>:id` counters), so a new topology (priority lanes,
  * per-carrier queues) is counted as it is.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import { drizzle } from 'drizzle-orm/postgres-js';
@@ -134,6 +135,69 @@ export async function pgStats(admin: postgres.Sql, database: string) {
            blks_read, blks_hit
     from pg_stat_database where datname = ${database}`;
   return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, Number(v)])) as Record<string, number>;
+}
+
+/** utime + stime of a process, ms (Linux /proc, 100 ticks/s, so 10 ms steps); NaN where there is no /proc or no such process. */
+export function procCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** utime + stime (ms) of every backend connected to `database`, by pid (from `admin`, a connection to another database). */
+export async function backendCpu(admin: postgres.Sql, database: string): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const { pid } of await admin`select pid from pg_stat_activity where datname = ${database}`) {
+    const ms = procCpuMs(Number(pid));
+    if (Number.isFinite(ms)) out.set(Number(pid), ms); // gone, or /proc not readable: not counted
+  }
+  return out;
+}
+
+/** CPU ms between two `backendCpu` readings (a backend gone by the second reading is not counted; one new since the first counts from 0). */
+export const cpuBetween = (a: Map<number, number>, b: Map<number, number>) =>
+  [...b].reduce((sum, [pid, ms]) => sum + ms - (a.get(pid) ?? 0), 0);
+
+/** The whole machine's CPU from /proc/stat, ms summed over every core: busy (not idle, not iowait) and all. */
+export function machineCpuMs(): { busy: number; total: number; cores: number } {
+  const lines = readFileSync('/proc/stat', 'utf8').split('\n');
+  const all = lines[0].split(/\s+/).slice(1, 9).map(Number); // user nice system idle iowait irq softirq steal
+  const total = all.reduce((a, b) => a + b, 0);
+  const cores = lines.filter((l) => /^cpu\d+ /.test(l)).length;
+  return { busy: ((total - all[3] - all[4]) * 1000) / 100, total: (total * 1000) / 100, cores };
+}
+
+/** Waits until the process at `url` answers /readyz 200 (Redis and database reachable); throws if it exits or 60 s pass. */
+export async function waitReady(url: string, child: ChildProcess, what = 'engine') {
+  const until = Date.now() + 60_000;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await sleep(200);
+  }
+  throw new Error(`${what} not ready after 60 s`);
+}
+
+/** SIGTERM, then up to `graceMs` for the process to exit by itself, then SIGKILL. Answers how it ended. */
+export async function stopChild(
+  child: ChildProcess,
+  graceMs = 15_000,
+): Promise<{ code: number | null; killed: boolean }> {
+  if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, killed: false };
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await Promise.race([exited, sleep(graceMs)]);
+  if (child.exitCode !== null) return { code: child.exitCode, killed: false };
+  child.kill('SIGKILL');
+  await Promise.race([exited, sleep(2000)]);
+  return { code: child.exitCode, killed: true };
 }
 
 export function diff(a: Record<string, number>, b: Record<string, number>) {
@@ -274,6 +338,18 @@ export async function pendingJobs(redis: Redis, prefix: string): Promise<number>
   return n;
 }
 
+/** The redis-server's pid (INFO server `process_id`), for its CPU from /proc: only meaningful when it runs on this machine. */
+export async function redisServerPid(redis: Redis): Promise<number> {
+  return Number((await redis.info('server')).match(/process_id:(\d+)/)?.[1] ?? NaN);
+}
+
+/** Server-wide Redis counters (INFO stats and clients): commands processed, connected clients. */
+export async function redisServerStats(redis: Redis) {
+  const text = (await redis.info('stats')) + (await redis.info('clients'));
+  const get = (k: string) => Number(text.match(new RegExp(`${k}:(\\d+)`))?.[1] ?? NaN);
+  return { commands: get('total_commands_processed'), clients: get('connected_clients') };
+}
+
 export function redisClient(): Redis {
   return new Redis(REDIS_URL, { maxRetriesPerRequest: 3 });
 }
@@ -315,6 +391,19 @@ export function adminCaller(app: FastifyInstance, token: string): AdminCall {
   return async (method, url, payload) => {
     const r = await app.inject({ method, url, headers: { authorization: `Bearer ${token}` }, payload });
     if (r.statusCode >= 300) throw new Error(`${method} ${url} → ${r.statusCode}: ${r.body}`);
+    return r.json();
+  };
+}
+
+/** An admin call over HTTP, for an engine running in another process. */
+export function httpAdminCaller(baseUrl: string, token: string): AdminCall {
+  return async (method, url, payload) => {
+    const r = await fetch(`${baseUrl}${url}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(payload),
+    });
+    if (r.status >= 300) throw new Error(`${method} ${url} → ${r.status}: ${await r.text()}`);
     return r.json();
   };
 }

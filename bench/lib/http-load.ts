@@ -17,7 +17,8 @@ export interface LoadResult {
 }
 
 export interface LoadSpec {
-  url: string; // http://host:port/path
+  /** http://host:port/path, or several: request i goes to url[i % url.length] (round-robin, each its own keep-alive pool). */
+  url: string | string[];
   method?: string;
   connections: number;
   requests: number;
@@ -27,8 +28,10 @@ export interface LoadSpec {
 }
 
 export async function load(spec: LoadSpec): Promise<LoadResult> {
-  const target = new URL(spec.url);
-  const agent = new Agent({ keepAlive: true, maxSockets: spec.connections });
+  const targets = (Array.isArray(spec.url) ? spec.url : [spec.url]).map((u) => ({
+    url: new URL(u),
+    agent: new Agent({ keepAlive: true, maxSockets: spec.connections }),
+  }));
   const latencies: number[] = [];
   const statuses: Record<number, number> = {};
   const samples: Record<number, string> = {};
@@ -38,6 +41,7 @@ export async function load(spec: LoadSpec): Promise<LoadResult> {
     new Promise<void>((resolve) => {
       const { headers, body } = spec.make(i);
       const started = process.hrtime.bigint();
+      const { url: target, agent } = targets[i % targets.length];
       const req = request(
         {
           agent,
@@ -74,7 +78,7 @@ export async function load(spec: LoadSpec): Promise<LoadResult> {
     }),
   );
   const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
-  agent.destroy();
+  for (const { agent } of targets) agent.destroy();
   latencies.sort((a, b) => a - b);
   return {
     requests: spec.requests,

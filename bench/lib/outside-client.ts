@@ -25,6 +25,11 @@ export class Outside {
     });
   }
 
+  /** The child's pid (its CPU from /proc). */
+  get pid(): number {
+    return this.child.pid!;
+  }
+
   call<T = Record<string, unknown>>(op: string, args: Record<string, unknown> = {}): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {

@@ -3,7 +3,8 @@
  * a zero-latency carrier simulator, and a shop posting orders over keep-alive HTTP. Driven over
  * IPC by bench/cost.ts and bench/pipeline.ts (`fork` with `--import tsx`):
  *   { op: 'carrier', carrierId, webhookSecret, eventsBaseUrl, progress } → { url }
- *   { op: 'post', url, apiKey, bodies, keyPrefix, connections } → LoadResult summary
+ *   { op: 'post', url | urls, apiKey, bodies, keyPrefix, connections } → LoadResult summary
+ *     (with `urls`, several API processes: order i goes to urls[i % urls.length])
  *   { op: 'events', statuses, connections } → { sent, failed }: each booking's events, in order
  *   { op: 'set', progress } → {}: the simulator's progress events from now on
  *   { op: 'stats' } → the simulator's stats and booking count
@@ -29,8 +30,9 @@ async function handle(m: Message): Promise<unknown> {
     }
     case 'post': {
       const bodies = m.bodies as object[];
+      const bases = (m.urls as string[] | undefined) ?? [m.url as string];
       const result = await load({
-        url: `${m.url}/v1/orders`,
+        url: bases.map((base) => `${base}/v1/orders`),
         connections: m.connections as number,
         requests: bodies.length,
         make: (i) => ({
