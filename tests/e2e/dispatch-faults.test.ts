@@ -242,7 +242,7 @@ describe('dispatch under carrier faults', () => {
   );
 
   it.concurrent(
-    'with 30% 5xx at A and B healthy, every order is delivered, some by A, some by B',
+    'with 30% 5xx at A and B healthy, every order is delivered, what A failed booked by B',
     async () => {
       const region = 'faults-flaky';
       // Same rank: A (first by id) takes the first wave; once it has failed, its lower success rate
@@ -288,9 +288,13 @@ describe('dispatch under carrier faults', () => {
       console.info(
         `[flaky] delivered by carrier: ${JSON.stringify(byCarrier)}; A stats ${JSON.stringify(a.stats)}, B stats ${JSON.stringify(b.stats)}`,
       );
-      expect(byCarrier['flaky-a']).toBeGreaterThan(0);
+      // Of two carriers of equal rank the one with the better recent success rate goes first, so how
+      // many A books depends on how many orders were routed before its first failures were counted
+      // (any number from 0 to most, by the machine's timing); what A failed, B booked.
+      expect((byCarrier['flaky-a'] ?? 0) + (byCarrier['flaky-b'] ?? 0)).toBe(ids.length);
       expect(byCarrier['flaky-b']).toBeGreaterThan(0);
       expect(a.stats.transient).toBeGreaterThan(0);
+      expect(a.stats.booked - a.stats.cancelled).toBe(byCarrier['flaky-a'] ?? 0);
       // The carriers' own records agree with the orders: each parcel booked at exactly one carrier.
       expect(
         doubleBookings([

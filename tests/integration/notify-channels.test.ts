@@ -364,7 +364,10 @@ describe('a channel rate limit', () => {
     await waitFor(async () => sms.accepted().length >= 6, 'six SMS', 30_000);
     // BullMQ's limiter counts jobs as they start, in fixed windows of a second: of six jobs at
     // two a window, the last starts two windows after the first.
-    const jobs = await server.ctx.queues.notification.sms.getJobs(['completed']);
+    // A job completes a moment after its provider accepted the message (marked sent, then finished).
+    const completed = () => server.ctx.queues.notification.sms.getJobs(['completed']);
+    await waitFor(async () => (await completed()).length >= 6, 'six SMS jobs completed');
+    const jobs = await completed();
     const started = jobs.map((job) => job.processedOn ?? 0).sort((a, b) => a - b);
     expect(started.length).toBeGreaterThanOrEqual(6);
     expect(started[5] - started[0]).toBeGreaterThanOrEqual(1950);
