@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { and, asc, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { insertRows } from './bulk.js';
+import { insertRows, rowsOf } from './bulk.js';
 import { reusable } from './reusable.js';
 import { carrierAttempts, shipments } from './schema.js';
 import type { AttemptRecord } from '../domain/carrier-choice.js';
@@ -116,58 +116,23 @@ export async function startBooking(
   /** `resume`: this carrier's own call was cut off; `stale`: a dead worker's call, long over, at any carrier. */
   from: 'pending' | 'resume' | 'stale' = 'pending',
 ): Promise<number | null> {
-  return db.transaction(async (tx) => {
-    const [moved] =
-      from === 'pending'
-        ? await takePendingParcel(tx, { id: parcel.id, carrierId, now: new Date().toISOString() })
-        : await tx
-            .update(shipments)
-            .set({ status: 'booking', carrierId, updatedAt: new Date() })
-            .where(
-              and(
-                eq(shipments.id, parcel.id),
-                or(
-                  eq(shipments.status, 'pending'),
-                  from === 'stale'
-                    ? eq(shipments.status, 'booking')
-                    : and(eq(shipments.status, 'booking'), eq(shipments.carrierId, carrierId)),
-                ),
-              ),
-            )
-            .returning({ id: shipments.id });
-    if (!moved) return null;
-    const [attempt] = await insertPendingAttempt(tx, {
-      orderId: parcel.orderId,
-      shipmentId: parcel.id,
-      carrierId,
-    });
-    return attempt.id;
-  });
+  // One statement (its own transaction): the parcel taken and the attempt recorded, or neither.
+  const [row] = rowsOf<{ id: number | string }>(
+    await db.execute(sql`
+      with taken as (
+        update shipments set status = 'booking', carrier_id = ${carrierId}, updated_at = now()
+         where id = ${parcel.id}
+           and (status = 'pending'
+                or (${from}::text = 'stale' and status = 'booking')
+                or (${from}::text = 'resume' and status = 'booking' and carrier_id = ${carrierId}))
+        returning id, order_id
+      )
+      insert into carrier_attempts (order_id, shipment_id, carrier_id, outcome)
+      select order_id, id, ${carrierId}, 'pending' from taken
+      returning id`),
+  );
+  return row ? Number(row.id) : null;
 }
-
-const takePendingParcel = reusable<{ id: string; carrierId: string; now: string }, { id: string }[]>(
-  (db, p) =>
-    db
-      .update(shipments)
-      .set({ status: 'booking', carrierId: sql`${p('carrierId')}`, updatedAt: sql`${p('now')}::timestamptz` })
-      .where(and(eq(shipments.id, p('id')), eq(shipments.status, 'pending')))
-      .returning({ id: shipments.id }),
-);
-
-const insertPendingAttempt = reusable<
-  { orderId: string; shipmentId: string; carrierId: string },
-  { id: number }[]
->((db, p) =>
-  db
-    .insert(carrierAttempts)
-    .values({
-      orderId: p('orderId'),
-      shipmentId: p('shipmentId'),
-      carrierId: sql`${p('carrierId')}`,
-      outcome: 'pending',
-    })
-    .returning({ id: carrierAttempts.id }),
-);
 
 /** A booking intent whose call was never made (the carrier's rate limit said wait): undone. */
 export async function abandonBooking(db: Db, attemptId: number, parcelId: string): Promise<void> {
@@ -189,16 +154,21 @@ export interface CallResult {
   retryAfterMs?: number;
 }
 
-/** Records what the carrier answered to a call. */
-export async function finishAttempt(tx: Db, attemptId: number, result: CallResult): Promise<void> {
+/** What a call's row says of its answer: the detail, with a Retry-After when one came (attemptsOf reads it back). */
+function attemptDetail(result: CallResult): string {
   const detail = result.retryAfterMs
     ? `${result.detail} (retry-after ${result.retryAfterMs} ms)`
     : result.detail;
+  return detail.slice(0, 500);
+}
+
+/** Records what the carrier answered to a call. */
+export async function finishAttempt(tx: Db, attemptId: number, result: CallResult): Promise<void> {
   await finishAttemptQuery(tx, {
     id: attemptId,
     outcome: result.outcome,
     httpStatus: result.httpStatus,
-    detail: detail.slice(0, 500),
+    detail: attemptDetail(result),
     now: new Date().toISOString(),
   });
 }
@@ -254,6 +224,8 @@ export async function bookingSucceeded(
   /** Runs in the same transaction once the parcel is booked (the delay notice). */
   onBooked?: (tx: Db) => Promise<void>,
 ): Promise<'booked' | 'cancel_pending'> {
+  // Nothing else to write (the usual case): one statement, its own transaction.
+  if (!onBooked) return bookedInOneStatement(db, attemptId, parcelId, booked, result);
   return db.transaction(async (tx) => {
     await finishAttempt(tx, attemptId, result);
     const now = new Date();
@@ -267,7 +239,7 @@ export async function bookingSucceeded(
       now: now.toISOString(),
     });
     if (row) {
-      await onBooked?.(tx);
+      await onBooked(tx);
       return 'booked';
     }
     await tx
@@ -276,6 +248,42 @@ export async function bookingSucceeded(
       .where(and(eq(shipments.id, parcelId), inArray(shipments.status, ['cancel_pending', 'cancelled'])));
     return 'cancel_pending';
   });
+}
+
+/**
+ * bookingSucceeded's three writes as one statement: the answer recorded, and the parcel `booked`
+ * if still `booking`, else (cancelled during the call) `cancel_pending`. The two parcel updates
+ * exclude each other by status, read from the statement's one snapshot.
+ */
+async function bookedInOneStatement(
+  db: Db,
+  attemptId: number,
+  parcelId: string,
+  booked: Parameters<typeof bookingSucceeded>[3],
+  result: CallResult,
+): Promise<'booked' | 'cancel_pending'> {
+  const [row] = rowsOf<{ booked: number }>(
+    await db.execute(sql`
+      with answered as (
+        update carrier_attempts
+           set outcome = ${result.outcome}, http_status = ${result.httpStatus}::int,
+               detail = ${attemptDetail(result)}, answered_at = now()
+         where id = ${attemptId}
+      ), marked as (
+        update shipments
+           set status = 'booked', carrier_id = ${booked.carrierId}, tracking_number = ${booked.trackingNumber},
+               estimated_delivery_at = ${booked.estimatedDeliveryAt?.toISOString() ?? null}::timestamptz,
+               expected_by = ${booked.expectedBy.toISOString()}::timestamptz,
+               booked_at = ${booked.bookedAt.toISOString()}::timestamptz, updated_at = now()
+         where id = ${parcelId} and status = 'booking'
+        returning id
+      ), undone as (
+        update shipments set status = 'cancel_pending', updated_at = now()
+         where id = ${parcelId} and status in ('cancel_pending', 'cancelled')
+      )
+      select (select count(*) from marked)::int as booked`),
+  );
+  return Number(row?.booked) > 0 ? 'booked' : 'cancel_pending';
 }
 
 const markBooked = reusable<

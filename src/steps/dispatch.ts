@@ -355,11 +355,12 @@ async function recordBooked(
       ),
     },
     callResult(outcome),
-    // A carrier estimate past the promise: the customer is told at once (db/notices.ts).
-    async (tx) => {
-      if (isLate(order.promisedBy, estimatedDeliveryAt))
-        notices = await writeDelayNotice(tx, parcel, estimatedDeliveryAt, ctx.config);
-    },
+    // A carrier estimate past the promise: the customer is told at once, in the same transaction (db/notices.ts).
+    isLate(order.promisedBy, estimatedDeliveryAt)
+      ? async (tx) => {
+          notices = await writeDelayNotice(tx, parcel, estimatedDeliveryAt, ctx.config);
+        }
+      : undefined,
   );
   if (booked === 'booked') {
     await enqueueNotifications(ctx, notices, order.priority);
