@@ -20,7 +20,8 @@ export async function insertRows<T extends PgTable>(
   options: { onConflict?: SQL; returning?: boolean } = {},
 ): Promise<T['$inferSelect'][]> {
   if (rows.length === 0) return [];
-  const columns = Object.entries(getTableColumns(table)).filter(([key]) =>
+  const all = Object.entries(getTableColumns(table));
+  const columns = all.filter(([key]) =>
     rows.some((row) => (row as Record<string, unknown>)[key] !== undefined),
   );
   const records = rows.map((row) => {
@@ -46,7 +47,7 @@ export async function insertRows<T extends PgTable>(
   if (!options.returning) return [];
   return rowsOf(result).map((raw) => {
     const row: Record<string, unknown> = {};
-    for (const [key, column] of Object.entries(getTableColumns(table))) {
+    for (const [key, column] of all) {
       const value = raw[column.name];
       row[key] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
     }

@@ -224,29 +224,12 @@ export async function bookingSucceeded(
   /** Runs in the same transaction once the parcel is booked (the delay notice). */
   onBooked?: (tx: Db) => Promise<void>,
 ): Promise<'booked' | 'cancel_pending'> {
-  // Nothing else to write (the usual case): one statement, its own transaction.
+  // Nothing else to write (the usual case): the one statement is its own transaction.
   if (!onBooked) return bookedInOneStatement(db, attemptId, parcelId, booked, result);
   return db.transaction(async (tx) => {
-    await finishAttempt(tx, attemptId, result);
-    const now = new Date();
-    const [row] = await markBooked(tx, {
-      id: parcelId,
-      carrierId: booked.carrierId,
-      trackingNumber: booked.trackingNumber,
-      estimatedDeliveryAt: booked.estimatedDeliveryAt?.toISOString() ?? null,
-      expectedBy: booked.expectedBy.toISOString(),
-      bookedAt: booked.bookedAt.toISOString(),
-      now: now.toISOString(),
-    });
-    if (row) {
-      await onBooked(tx);
-      return 'booked';
-    }
-    await tx
-      .update(shipments)
-      .set({ status: 'cancel_pending', updatedAt: now })
-      .where(and(eq(shipments.id, parcelId), inArray(shipments.status, ['cancel_pending', 'cancelled'])));
-    return 'cancel_pending';
+    const outcome = await bookedInOneStatement(tx, attemptId, parcelId, booked, result);
+    if (outcome === 'booked') await onBooked(tx);
+    return outcome;
   });
 }
 
@@ -285,33 +268,6 @@ async function bookedInOneStatement(
   );
   return Number(row?.booked) > 0 ? 'booked' : 'cancel_pending';
 }
-
-const markBooked = reusable<
-  {
-    id: string;
-    carrierId: string;
-    trackingNumber: string;
-    estimatedDeliveryAt: string | null;
-    expectedBy: string;
-    bookedAt: string;
-    now: string;
-  },
-  { id: string }[]
->((db, p) =>
-  db
-    .update(shipments)
-    .set({
-      status: 'booked',
-      carrierId: sql`${p('carrierId')}`,
-      trackingNumber: sql`${p('trackingNumber')}`,
-      estimatedDeliveryAt: sql`${p('estimatedDeliveryAt')}::timestamptz`,
-      expectedBy: sql`${p('expectedBy')}::timestamptz`,
-      bookedAt: sql`${p('bookedAt')}::timestamptz`,
-      updatedAt: sql`${p('now')}::timestamptz`,
-    })
-    .where(and(eq(shipments.id, p('id')), eq(shipments.status, 'booking')))
-    .returning({ id: shipments.id }),
-);
 
 /**
  * The compensation of booking, in the transaction that cancels or fails the order: parcels that
