@@ -170,7 +170,7 @@ async function main() {
   const results: Measured[] = [];
   try {
     await database.migrate();
-    if (ctx.redis.status !== 'ready') await new Promise((resolve) => ctx.redis.once('ready', resolve));
+    while (!ctx.coord.connected()) await new Promise((resolve) => setTimeout(resolve, 20));
     const shopId = randomUUID();
     await ctx.db.insert(shops).values({
       id: shopId,
@@ -285,9 +285,9 @@ async function main() {
     await Promise.all(
       Object.values(ctx.queues.byName).map((q) => q.obliterate({ force: true }).catch(() => undefined)),
     );
-    await deleteKeys(ctx.redis, PREFIX).catch(() => undefined);
+    await deleteKeys(ctx.queues.backend.redis!, PREFIX).catch(() => undefined);
     await ctx.queues.close().catch(() => undefined);
-    ctx.redis.disconnect();
+    await ctx.coord.close();
     await database.close().catch(() => undefined);
     await admin.unsafe(`DROP DATABASE IF EXISTS ${DB_NAME} WITH (FORCE)`).catch(() => undefined);
     await admin.end();

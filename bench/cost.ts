@@ -41,7 +41,9 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { loadConfig } from '../src/config.js';
 import { surgeOrders } from '../src/demo/surge.js';
+import { redisQueueBackend } from '../src/queues/backend.js';
 import { Queues } from '../src/queues/producer.js';
+import { redisCoordination } from '../src/queues/redis-coordination.js';
 import type { QueueName } from '../src/queues/topology.js';
 import { startProcess, type Role, type RunningProcess } from '../src/runtime.js';
 import {
@@ -134,7 +136,7 @@ async function main() {
   };
   const config = (extra: Record<string, string> = {}) => loadConfig({ ...baseEnv, ...extra });
   // The bench's own producer handle (pause/resume, queue names), not counted.
-  const queues = new Queues(bench, PREFIX, config());
+  const queues = new Queues(redisQueueBackend(bench, PREFIX), redisCoordination(bench, PREFIX), config());
   const results: StageResult[] = [];
   try {
     // Migrate and set up in a process of its own, not measured.
@@ -183,7 +185,7 @@ async function main() {
         { database: countedDatabase(database.url, sqlTap) },
       );
       await running.ready;
-      if (running.ctx.redis.status !== 'ready') await new Promise((r) => running.ctx.redis.once('ready', r));
+      while (!running.ctx.coord.connected()) await sleep(20);
       await sleep(500); // workers connected and blocked on their (paused) queues
       const sql0 = sqlTap.snapshot();
       const redis0 = redisCounter.snapshot();

@@ -16,6 +16,14 @@ export interface Config {
   /** REDIS_CLUSTER_NODES: set, every connection is to this Redis Cluster (and REDIS_URL is not used). */
   redisCluster: RedisClusterSettings | undefined;
   queuePrefix: string;
+  /**
+   * QUEUE_BACKEND: where queues, rate limits, breakers and locks live. `redis` (default), or
+   * `postgres`: BullMQ's PostgreSQL backend and the engine's own coordination tables in the
+   * DATABASE_URL server, no Redis at all.
+   */
+  queueBackend: 'redis' | 'postgres';
+  /** QUEUE_POOL_SIZE: connections of the PostgreSQL queue backend's pool per process (postgres only). */
+  queuePoolSize: number;
   /** undefined: PGlite on disk in dataDir; 'memory://': in-memory PGlite; postgres://…: a server. */
   databaseUrl: string | undefined;
   dataDir: string;
@@ -275,12 +283,26 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const adminToken = env.ADMIN_TOKEN || randomBytes(24).toString('base64url');
   const redisCluster = clusterNodes(env, 'REDIS_CLUSTER_NODES');
+  const queueBackend = env.QUEUE_BACKEND || 'redis';
+  if (queueBackend !== 'redis' && queueBackend !== 'postgres') {
+    throw new ConfigError(`QUEUE_BACKEND must be redis or postgres, got "${queueBackend}"`);
+  }
+  if (queueBackend === 'postgres' && (databaseUrl === undefined || databaseUrl === 'memory://')) {
+    throw new ConfigError(
+      'QUEUE_BACKEND=postgres needs DATABASE_URL pointing at a PostgreSQL server (BullMQ cannot use embedded PGlite)',
+    );
+  }
+  if (queueBackend === 'postgres' && redisCluster) {
+    throw new ConfigError('REDIS_CLUSTER_NODES cannot be set with QUEUE_BACKEND=postgres (no Redis is used)');
+  }
   return {
     port,
     host: env.HOST || '0.0.0.0',
     redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     redisCluster,
     queuePrefix: queuePrefix(env, redisCluster !== undefined),
+    queueBackend,
+    queuePoolSize: int(env, 'QUEUE_POOL_SIZE', 50, 5, 1000),
     databaseUrl,
     dataDir: env.DATA_DIR || './.data',
     adminToken,

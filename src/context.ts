@@ -1,5 +1,5 @@
 import type { Telemetry } from 'bullmq';
-import type { RedisClient } from './queues/connection.js';
+import type { Coordination } from './queues/coordination.js';
 import type { Config } from './config.js';
 import type { Database, Db } from './db/client.js';
 import type { BreakerStore } from './integrations/carriers/breaker-store.js';
@@ -15,10 +15,11 @@ export interface Context {
   log: Logger;
   database: Database;
   db: Db;
-  redis: RedisClient;
+  /** Rate-limit logs, breakers, locks, fair-queueing tags and announcements shared by every process. */
+  coord: Coordination;
   queues: Queues;
   carriers: CarrierAdapter;
-  /** Each carrier's circuit breaker, in Redis, shared by every process. */
+  /** Each carrier's circuit breaker, shared by every process (in ctx.coord). */
   breakers: BreakerStore;
   notifier: NotificationProvider;
   /** The carriers as this process last read them (intake's promises); unset: read each time. */

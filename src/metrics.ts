@@ -49,7 +49,7 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'conf
     async collect() {
       this.reset();
       // Redis is away: BullMQ would wait for it to come back, so the scrape leaves the gauge empty instead of hanging.
-      if (ctx.queues.connection.status !== 'ready') return;
+      if (!ctx.queues.backend.connected()) return;
       // A stage split into queues (notification: one per channel) counts as the stage, summed.
       for (const name of QUEUE_NAMES) {
         try {
@@ -152,7 +152,7 @@ export function createMetrics(ctx: Pick<Context, 'queues' | 'db' | 'log' | 'conf
     async collect() {
       this.reset();
       // Redis (or the database) away: the gauge is left empty rather than failing the scrape.
-      if (ctx.queues.connection.status !== 'ready') return;
+      if (!ctx.queues.backend.connected()) return;
       try {
         const ids = (await allCarriers(ctx.db)).map((c) => c.id);
         const states = await ctx.breakers.states(ids);

@@ -12,7 +12,11 @@ import type { NotificationProvider } from './integrations/notify/types.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createCarrierCache } from './queues/carrier-changes.js';
+import { postgresQueueBackend, redisQueueBackend, type QueueBackend } from './queues/backend.js';
+import type { Coordination } from './queues/coordination.js';
 import { Queues, redisConnection } from './queues/producer.js';
+import { redisCoordination } from './queues/redis-coordination.js';
+import { postgresCoordination } from './db/coordination.js';
 import { startTracing, type Tracing } from './telemetry.js';
 import { startWorkers, type WorkerPool } from './workers/runner.js';
 
@@ -31,22 +35,19 @@ export interface ContextOverrides {
 export function createContext(config: Config, overrides: ContextOverrides = {}): Context {
   const log = overrides.log ?? createLogger(config.logLevel);
   const database = overrides.database ?? openDatabase(config.databaseUrl, config.dataDir);
-  // Fail fast while Redis is away (the caller answers 503 or leaves the work to the reconciler).
-  // REDIS_CLUSTER_NODES set: a Cluster, and every connection duplicated from it is one too.
-  const redis = redisConnection(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-  redis.on('error', (error) => log.debug({ err: error.message }, 'redis connection error'));
-  const queues = new Queues(redis, config.queuePrefix, config, overrides.telemetry);
+  const { coord, backend } = sharedStores(config, database, log);
+  const queues = new Queues(backend, coord, config, overrides.telemetry);
   return {
     config,
     log,
     database,
     db: database.db,
-    redis,
+    coord,
     queues,
-    carrierCache: createCarrierCache({ db: database.db, redis, config }),
+    carrierCache: createCarrierCache({ db: database.db, coord, config }),
     // A probe holds its place for one call's timeout and a margin, in case it never reports.
     breakers: createBreakerStore(
-      redis,
+      coord,
       config.queuePrefix,
       { ...config.breaker, probeLeaseMs: config.carrierTimeoutMs + 5_000 },
       log,
@@ -57,11 +58,41 @@ export function createContext(config: Config, overrides: ContextOverrides = {}):
   };
 }
 
-/** Retries until the database answers, so a process started before its database still comes up. */
-async function migrateWhenReachable(ctx: Context, stopped: () => boolean): Promise<boolean> {
+/** What processes share beside the records: on Redis, or (QUEUE_BACKEND=postgres) in the database server. */
+function sharedStores(
+  config: Config,
+  database: Database,
+  log: Logger,
+): { coord: Coordination; backend: QueueBackend } {
+  if (config.queueBackend === 'postgres') {
+    return {
+      coord: postgresCoordination(database, config.queuePrefix),
+      backend: postgresQueueBackend(config.databaseUrl!, config.queuePrefix, config.queuePoolSize),
+    };
+  }
+  // Fail fast while Redis is away (the caller answers 503 or leaves the work to the reconciler).
+  // REDIS_CLUSTER_NODES set: a Cluster, and every connection duplicated from it is one too.
+  const redis = redisConnection(config, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  redis.on('error', (error) => log.debug({ err: error.message }, 'redis connection error'));
+  return {
+    coord: redisCoordination(redis, config.queuePrefix),
+    backend: redisQueueBackend(redis, config.queuePrefix),
+  };
+}
+
+/**
+ * Retries until the database answers, so a process started before its database still comes up.
+ * `migrateRecords` false (MIGRATE_ON_START=0 on a server): only the queue backend's own schema.
+ */
+async function migrateWhenReachable(
+  ctx: Context,
+  stopped: () => boolean,
+  migrateRecords: boolean,
+): Promise<boolean> {
   for (let delay = 500; !stopped(); delay = Math.min(delay * 2, 10_000)) {
     try {
-      await ctx.database.migrate();
+      if (migrateRecords) await ctx.database.migrate();
+      await ctx.queues.backend.prepare();
       return true;
     } catch (error) {
       ctx.log.warn(
@@ -125,8 +156,9 @@ export async function startProcess(
   let workers: WorkerPool | undefined;
 
   const ready = (async () => {
-    if (embedded || config.migrateOnStart) {
-      if (!(await migrateWhenReachable(ctx, () => stopped))) return;
+    const migrateRecords = embedded || config.migrateOnStart;
+    if (migrateRecords || ctx.queues.backend.kind === 'postgres') {
+      if (!(await migrateWhenReachable(ctx, () => stopped, migrateRecords))) return;
     }
     if (role !== 'api' && !stopped) workers = startWorkers(ctx, config.workerQueues, metrics);
   })();
@@ -158,7 +190,7 @@ export async function startProcess(
       await ctx.queues.close().catch(() => undefined);
       await ctx.notifier.close?.().catch(() => undefined); // pooled SMTP connections
       ctx.carrierCache?.close();
-      ctx.redis.disconnect();
+      await ctx.coord.close().catch(() => undefined);
       await ctx.database.close().catch(() => undefined);
       await tracing.shutdown(); // last: the spans of the work finished above are exported
     },

@@ -9,14 +9,9 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
-import { drizzle } from 'drizzle-orm/postgres-js';
-import { migrate } from 'drizzle-orm/postgres-js/migrator';
-import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
-import { fileURLToPath } from 'node:url';
-import type { Database, Db } from '../../src/db/client.js';
+import { serverDatabase, type Database } from '../../src/db/client.js';
 import type { RedisClient } from '../../src/queues/connection.js';
-import * as schema from '../../src/db/schema.js';
 import type { FastifyInstance } from 'fastify';
 
 export const SERVER_URL = process.env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -44,8 +39,6 @@ export async function createDatabase(tag: string) {
   };
 }
 
-const MIGRATIONS = fileURLToPath(new URL('../../drizzle', import.meta.url));
-
 /**
  * The engine's PostgreSQL database as src/db/client.ts opens it (same pool options), with every
  * statement the engine sends counted here (postgres.js `debug` hook: one call per statement
@@ -60,16 +53,7 @@ export function countedDatabase(url: string, counter: SqlCounter): Database {
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     debug: (connection: number, query: string) => counter.count(query, connection),
   });
-  const db = drizzle({ client, schema }) as unknown as Db;
-  return {
-    db,
-    kind: 'postgres',
-    migrate: () => migrate(db as never, { migrationsFolder: MIGRATIONS }),
-    ping: async () => {
-      await db.execute(sql`select 1`);
-    },
-    close: () => client.end({ timeout: 5 }),
-  };
+  return serverDatabase(client);
 }
 
 /**

@@ -175,7 +175,7 @@ export async function buildApp({
   await app.register(async (shopScope) => {
     shopScope.addHook('onRoute', withSecurity('shopKey'));
     shopScope.addHook('onRequest', shopAuthenticator(ctx.db));
-    await registerShopRateLimit(shopScope, ctx.redis, ctx.config.queuePrefix);
+    await registerShopRateLimit(shopScope, ctx.coord, ctx.config.queuePrefix);
     registerLoadShedding(shopScope, ctx, (priority) => metrics.ordersShed.inc({ priority }));
     await shopScope.register(orderRoutes, { ctx, intakeBatcher });
   });

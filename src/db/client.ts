@@ -18,6 +18,17 @@ export interface Database {
   kind: 'pglite' | 'postgres';
   migrate(): Promise<void>;
   ping(): Promise<void>;
+  /**
+   * LISTEN on `channel` (a plain lowercase identifier): `onListen` runs once listening, and again
+   * after each reconnect (postgres.js listens again by itself), when announcements may have been missed.
+   */
+  listen(
+    channel: string,
+    onMessage: (payload: string) => void,
+    onListen?: () => void,
+  ): Promise<{ unlisten(): Promise<void> }>;
+  /** NOTIFY `channel` with `payload` (at most 8000 bytes). */
+  notify(channel: string, payload: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,6 +51,15 @@ export function openDatabase(databaseUrl: string | undefined, dataDir: string, l
       ping: async () => {
         await client.query('select 1');
       },
+      // One in-process backend: it never reconnects, so onListen runs once.
+      listen: async (channel, onMessage, onListen) => {
+        const unlisten = await client.listen(channel, onMessage);
+        onListen?.();
+        return { unlisten: () => unlisten() };
+      },
+      notify: async (channel, payload) => {
+        await client.query('select pg_notify($1, $2)', [channel, payload]);
+      },
       close: () => client.close(),
     };
   }
@@ -52,6 +72,11 @@ export function openDatabase(databaseUrl: string | undefined, dataDir: string, l
     // Reconnect within a second (postgres.js backs off up to 20 s), so an outage answers 503 at once and recovery is quick.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
   });
+  return serverDatabase(client);
+}
+
+/** A Database over a postgres.js client (also used by the benches, with a client that counts statements). */
+export function serverDatabase(client: postgres.Sql): Database {
   const db = drizzlePostgres({ client, schema }) as unknown as Db;
   return {
     db,
@@ -59,6 +84,14 @@ export function openDatabase(databaseUrl: string | undefined, dataDir: string, l
     migrate: () => migratePostgres(db as never, { migrationsFolder: MIGRATIONS }),
     ping: async () => {
       await db.execute(sql`select 1`);
+    },
+    // postgres.js listens on a connection of its own, and listens again after it reconnects.
+    listen: async (channel, onMessage, onListen) => {
+      const { unlisten } = await client.listen(channel, onMessage, onListen);
+      return { unlisten };
+    },
+    notify: async (channel, payload) => {
+      await client.notify(channel, payload);
     },
     close: () => client.end({ timeout: 5 }),
   };

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
   bigserial,
   boolean,
   check,
@@ -369,3 +370,55 @@ export const regionLockdowns = pgTable('region_lockdowns', {
   createdAt: createdAt(),
   updatedAt: time('updated_at').notNull().defaultNow(),
 });
+
+/*
+ * Coordination with QUEUE_BACKEND=postgres (db/coordination.ts): what Redis holds otherwise. Keys
+ * are full names under a QUEUE_PREFIX; several prefixes share these tables. A row past its
+ * `expires_at` reads as absent, as an expired Redis key.
+ */
+
+/** A string per key (flags, pass locks, carrier breakers' JSON records); no expiry when null. */
+export const coordinationValues = pgTable('coordination_values', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+  expiresAt: time('expires_at'),
+});
+
+/** The calls each sliding log accepted, one row per call, `at` in ms on the database's clock. */
+export const coordinationLog = pgTable(
+  'coordination_log',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    key: text('key').notNull(),
+    at: bigint('at', { mode: 'number' }).notNull(),
+  },
+  (t) => [index('coordination_log_key_at_idx').on(t.key, t.at)],
+);
+
+/** A set of strings per key. */
+export const coordinationMembers = pgTable(
+  'coordination_members',
+  {
+    key: text('key').notNull(),
+    member: text('member').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.key, t.member] })],
+);
+
+/** A lane's fair-queueing frontier (queues/fair.ts); its shops' tags go with it when it expires. */
+export const coordinationFairLanes = pgTable('coordination_fair_lanes', {
+  key: text('key').primaryKey(),
+  frontier: integer('frontier').notNull().default(0),
+  expiresAt: time('expires_at'),
+});
+
+/** Each shop's last tag in a lane (coordination_fair_lanes.key). */
+export const coordinationFairTags = pgTable(
+  'coordination_fair_tags',
+  {
+    key: text('key').notNull(),
+    shop: text('shop').notNull(),
+    tag: integer('tag').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.key, t.shop] })],
+);

@@ -179,7 +179,7 @@ export function sharedBacklog(ctx: Context): () => Promise<Reading<Backlog> | un
   if (!reader) {
     reader = cachedReader(
       async () => {
-        if (ctx.queues.connection.status !== 'ready') throw new Error('Redis is not connected');
+        if (!ctx.queues.backend.connected()) throw new Error('Redis is not connected');
         return backlogByClass(ctx);
       },
       {

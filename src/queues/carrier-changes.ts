@@ -1,6 +1,6 @@
 import type { Context } from '../context.js';
 import { allCarriers, type CarrierRow } from '../db/carriers.js';
-import { duplicateConnection, type RedisClient } from './connection.js';
+import type { Subscription } from './coordination.js';
 
 /** The Redis channel on which a carrier created or changed is announced (see announceCarrierChange). */
 export const carriersChannel = (queuePrefix: string) => `${queuePrefix}:carriers-changed`;
@@ -11,12 +11,12 @@ export const carriersChannel = (queuePrefix: string) => `${queuePrefix}:carriers
  * the periodic read (and each process's carrier cache TTL) catches up when Redis does not answer.
  */
 export async function announceCarrierChange(
-  ctx: Pick<Context, 'redis' | 'config' | 'carrierCache'>,
+  ctx: Pick<Context, 'coord' | 'config' | 'carrierCache'>,
   carrierId: string,
 ) {
   ctx.carrierCache?.invalidate(); // this process at once, Redis or not
   await Promise.race([
-    ctx.redis.publish(carriersChannel(ctx.config.queuePrefix), carrierId),
+    ctx.coord.publish(carriersChannel(ctx.config.queuePrefix), carrierId),
     new Promise((resolve) => setTimeout(resolve, 1000).unref()),
   ]).catch(() => undefined);
 }
@@ -39,14 +39,14 @@ export interface CarrierCache {
  * that a change overtook is answered but not kept.
  */
 export function createCarrierCache(
-  ctx: Pick<Context, 'db' | 'redis' | 'config'>,
+  ctx: Pick<Context, 'db' | 'coord' | 'config'>,
   ttlMs = CARRIER_CACHE_TTL_MS,
   now: () => number = Date.now,
 ): CarrierCache {
   let kept: { rows: CarrierRow[]; at: number } | undefined;
   let loading: Promise<CarrierRow[]> | undefined;
   let generation = 0;
-  let subscriber: RedisClient | undefined;
+  let subscriber: Subscription | undefined;
   let closed = false;
 
   const invalidate = () => {
@@ -56,11 +56,11 @@ export function createCarrierCache(
   };
   const listen = () => {
     if (subscriber || closed) return;
-    subscriber = duplicateConnection(ctx.redis, { maxRetriesPerRequest: null, enableOfflineQueue: true });
-    subscriber.on('error', () => undefined); // reconnects by itself; the TTL covers the gap
-    subscriber.on('message', invalidate);
-    subscriber.on('ready', invalidate); // announcements missed while it was away
-    void subscriber.subscribe(carriersChannel(ctx.config.queuePrefix)).catch(() => undefined);
+    // Reconnects by itself; the TTL covers the gap, and a (re)start forgets what may have been missed.
+    subscriber = ctx.coord.subscribe(carriersChannel(ctx.config.queuePrefix), {
+      message: invalidate,
+      ready: invalidate,
+    });
   };
 
   return {
@@ -84,7 +84,7 @@ export function createCarrierCache(
     invalidate,
     close() {
       closed = true;
-      subscriber?.disconnect();
+      subscriber?.close();
       subscriber = undefined;
     },
   };

@@ -1,5 +1,3 @@
-import type { RedisClient } from './connection.js';
-
 /**
  * Shops served in turn within a lane (start-time fair queueing). Each job's BullMQ priority is a
  * tag: one more than the later of its shop's last tag and the lane's frontier (the highest tag a
@@ -14,10 +12,11 @@ import type { RedisClient } from './connection.js';
  */
 export const MAX_PRIORITY = 2_097_151;
 /** A lane's tags are forgotten when no job joined it for this long. */
-const TAGS_TTL_MS = 3_600_000;
-const FRONTIER = '~frontier';
+export const FAIR_TAGS_TTL_MS = 3_600_000;
+/** The field of a lane's tags holding its frontier (no shop id starts with `~`). */
+export const FRONTIER = '~frontier';
 
-const TAG = `
+export const FAIR_TAG = `
 local frontier = tonumber(redis.call('HGET', KEYS[1], '${FRONTIER}') or '0')
 local tags = {}
 for i = 1, #ARGV do
@@ -27,12 +26,12 @@ for i = 1, #ARGV do
   redis.call('HSET', KEYS[1], ARGV[i], tag)
   tags[i] = tag
 end
-redis.call('PEXPIRE', KEYS[1], ${TAGS_TTL_MS})
+redis.call('PEXPIRE', KEYS[1], ${FAIR_TAGS_TTL_MS})
 return tags
 `;
 
 /** KEYS: tags, the lane's prioritized set, its wait list. ARGV[1]: the taken job's tag. */
-const TAKE = `
+export const FAIR_TAKE = `
 if redis.call('ZCARD', KEYS[2]) == 0 and redis.call('LLEN', KEYS[3]) == 0 then
   redis.call('DEL', KEYS[1])
   return 0
@@ -42,39 +41,5 @@ if tonumber(ARGV[1]) > frontier then redis.call('HSET', KEYS[1], '${FRONTIER}', 
 return 1
 `;
 
-type WithFair = RedisClient & {
-  surgelineFairTag(key: string, ...shops: string[]): Promise<number[]>;
-  surgelineFairTake(tags: string, prioritized: string, wait: string, tag: number): Promise<number>;
-};
-
-function withFair(redis: RedisClient): WithFair {
-  const client = redis as WithFair;
-  if (!client.surgelineFairTag) {
-    client.defineCommand('surgelineFairTag', { numberOfKeys: 1, lua: TAG });
-    client.defineCommand('surgelineFairTake', { numberOfKeys: 3, lua: TAKE });
-  }
-  return client;
-}
-
-const tagsKey = (prefix: string, lane: string) => `${prefix}:${lane}:fair`;
-
-/** The tags (BullMQ priorities) of jobs joining `lane` for these shops, in order, in one round trip. */
-export async function fairTags(
-  redis: RedisClient,
-  prefix: string,
-  lane: string,
-  shops: string[],
-): Promise<number[]> {
-  if (shops.length === 0) return [];
-  return withFair(redis).surgelineFairTag(tagsKey(prefix, lane), ...shops);
-}
-
-/** A worker took a job of `lane` with this tag: the frontier moves up to it. */
-export async function fairTake(redis: RedisClient, prefix: string, lane: string, tag: number): Promise<void> {
-  await withFair(redis).surgelineFairTake(
-    tagsKey(prefix, lane),
-    `${prefix}:${lane}:prioritized`,
-    `${prefix}:${lane}:wait`,
-    tag,
-  );
-}
+/** The hash of a lane's tags: each shop's last tag, and the frontier. */
+export const fairTagsKey = (prefix: string, lane: string) => `${prefix}:${lane}:fair`;

@@ -1,9 +1,9 @@
 import type { Context as OtelContext } from '@opentelemetry/api';
 import { Queue, type Job, type JobsOptions, type JobType, type Telemetry } from 'bullmq';
-import type { RedisClient } from './connection.js';
+import type { QueueBackend } from './backend.js';
+import type { Coordination } from './coordination.js';
 import { jobPriority, PRIORITIES, type Priority } from '../domain/priority.js';
 import type { Channel } from '../domain/notify.js';
-import { fairTags } from './fair.js';
 import {
   BOOKING,
   carrierLaneName,
@@ -115,14 +115,15 @@ export class Queues {
   readonly notification: Record<Channel, Queue>;
 
   constructor(
-    readonly connection: RedisClient,
-    readonly prefix: string,
+    readonly backend: QueueBackend,
+    /** Where each lane's fair-queueing tags live (queues/fair.ts). */
+    private readonly coord: Coordination,
     settings: QueueSettings,
     /** BullMQ's telemetry (src/telemetry.ts): each job's span continues its producer's trace. */
     private readonly telemetry?: Telemetry,
   ) {
     const make = (name: string, options: JobsOptions) => {
-      const queue = new Queue(name, { connection, prefix, defaultJobOptions: options, telemetry });
+      const queue = backend.queue(name, { defaultJobOptions: options, telemetry });
       queue.on('error', () => {});
       return queue;
     };
@@ -179,9 +180,7 @@ export class Queues {
    */
   private async prioritiesFor(queue: Queue, laned: boolean, jobs: JobFor[]): Promise<number[]> {
     if (!laned) return jobs.map((j) => jobPriority(j.priority));
-    return fairTags(
-      this.connection,
-      this.prefix,
+    return this.coord.fairTags(
       queue.name,
       jobs.map((j) => j.shopId ?? NO_SHOP),
     );
@@ -231,9 +230,7 @@ export class Queues {
     if (!lanes) {
       const byClass = Object.fromEntries(
         PRIORITIES.map((c) => {
-          const queue = new Queue(carrierLaneName(carrierId, c), {
-            connection: this.connection,
-            prefix: this.prefix,
+          const queue = this.backend.queue(carrierLaneName(carrierId, c), {
             defaultJobOptions: BOOKING.options(),
             telemetry: this.telemetry,
           });
@@ -268,7 +265,16 @@ export class Queues {
     });
   }
 
+  /** Whether the queue (a lane) named so holds no job waiting to be taken (fair queueing's reset). */
+  async laneIsEmpty(name: string): Promise<boolean> {
+    const queue = [...this.stageQueues(), ...this.knownCarrierQueues()].find((q) => q.name === name);
+    if (!queue) return false;
+    const counts = await queue.getJobCounts('waiting', 'prioritized');
+    return (counts.waiting ?? 0) + (counts.prioritized ?? 0) === 0;
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.stageQueues(), ...this.knownCarrierQueues()].map((q) => q.close()));
+    await this.backend.close();
   }
 }

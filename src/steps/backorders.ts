@@ -34,7 +34,7 @@ export const backorderKeys = (ctx: Context) => {
 export async function requestBackorderPass(ctx: Context, why: string): Promise<void> {
   try {
     await Promise.race([
-      ctx.redis.set(backorderKeys(ctx).requested, why),
+      ctx.coord.set(backorderKeys(ctx).requested, why),
       new Promise((_, reject) => setTimeout(() => reject(new Error('Redis did not answer')), 2000).unref()),
     ]);
   } catch (error) {
@@ -58,12 +58,12 @@ export async function backorderPassOnce(ctx: Context, signal?: AbortSignal): Pro
   const result: BackorderPass = { ran: false, allocated: 0, waiting: 0, failed: 0 };
   const k = backorderKeys(ctx);
   const started = Date.now();
-  const lock = await takePassLock(ctx.redis, k.lock, LOCK_MS);
+  const lock = await takePassLock(ctx.coord, k.lock, LOCK_MS);
   if (!lock) return result;
   try {
     // Taken off first: stock that arrives while this pass runs asks for the next one.
-    const why = await ctx.redis.getdel(k.requested);
-    const sweep = !why && (await ctx.redis.set(k.sweep, '1', 'PX', BACKORDER_SWEEP_MS, 'NX')) === 'OK';
+    const why = await ctx.coord.take(k.requested);
+    const sweep = !why && (await ctx.coord.setIfAbsent(k.sweep, '1', BACKORDER_SWEEP_MS));
     if (!why && !(sweep && (await anyBackordered(ctx.db)))) return result;
     result.ran = true;
     let after: BackorderCursor | null = null;

@@ -161,12 +161,12 @@ export async function bookCall(ctx: Context, job: BookingJob): Promise<DispatchR
     await noCall();
     return { kind: 'skipped' }; // another call in flight, or cancelled meanwhile
   }
-  // The carrier's cap: a sliding log in Redis, its slot taken as the last thing before the call,
+  // The carrier's cap: a shared sliding log (Redis, or PostgreSQL), its slot taken as the last thing before the call,
   // so no second holds more than rateLimitPerSecond calls across every replica. Its window is a
   // little over a second, for the jitter between taking a slot and the call landing.
   if (carrier.rateLimitPerSecond) {
     const waitMs = await takeSlot(
-      ctx.redis,
+      ctx.coord,
       carrierRateKey(ctx.config.queuePrefix, carrier.id),
       CARRIER_RATE_WINDOW_MS,
       carrier.rateLimitPerSecond,

@@ -46,7 +46,7 @@ async function durationsOf(queue: Queue): Promise<number[]> {
  */
 export async function stageJobSeconds(ctx: Pick<Context, 'queues' | 'db'>): Promise<Record<Stage, number>> {
   const seconds: Record<Stage, number> = { ...DEFAULT_JOB_SECONDS };
-  if (ctx.queues.connection.status !== 'ready') return seconds;
+  if (!ctx.queues.backend.connected()) return seconds;
   await Promise.all(
     QUEUE_NAMES.map(async (name) => {
       try {

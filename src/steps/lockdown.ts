@@ -247,7 +247,7 @@ export async function resumeRegion(
 export async function requestResume(ctx: Context, region: string): Promise<void> {
   try {
     await Promise.race([
-      ctx.redis.sadd(keys(ctx).requested, region),
+      ctx.coord.addMember(keys(ctx).requested, region),
       new Promise((_, reject) => setTimeout(() => reject(new Error('Redis did not answer')), 2000).unref()),
     ]);
   } catch (error) {
@@ -275,21 +275,21 @@ export interface LockdownPass {
 export async function lockdownPassOnce(ctx: Context, signal?: AbortSignal): Promise<LockdownPass> {
   const k = keys(ctx);
   const started = Date.now();
-  const lock = await takePassLock(ctx.redis, k.lock, LOCK_MS);
+  const lock = await takePassLock(ctx.coord, k.lock, LOCK_MS);
   if (!lock) return { ran: false, expired: [], resumed: [] };
   const extend = () => lock.extend();
   try {
     const expired = await liftExpired(ctx.db);
     if (expired.length > 0) forgetCachedLockdowns(ctx);
-    const requested = await ctx.redis.smembers(k.requested);
-    const sweep = (await ctx.redis.set(k.sweep, '1', 'PX', STRANDED_SWEEP_MS, 'NX')) === 'OK';
+    const requested = await ctx.coord.members(k.requested);
+    const sweep = await ctx.coord.setIfAbsent(k.sweep, '1', STRANDED_SWEEP_MS);
     const stranded = sweep ? await regionsWithStrandedHolds(ctx.db) : [];
     const regions = [...new Set([...expired, ...requested, ...stranded])];
     const resumed: string[] = [];
     for (const region of regions) {
       if (signal?.aborted) break;
       // Taken off first: a lift that comes while this resume runs asks again.
-      if (requested.includes(region)) await ctx.redis.srem(k.requested, region);
+      if (requested.includes(region)) await ctx.coord.removeMember(k.requested, region);
       await resumeRegion(ctx, region, { signal, onPage: extend });
       resumed.push(region);
     }

@@ -45,7 +45,7 @@ function throughputOf(ctx: Context): () => Promise<Reading<Throughput> | undefin
   if (!reader) {
     reader = cachedReader(
       async () => {
-        if (ctx.queues.connection.status !== 'ready') throw new Error('Redis is not connected');
+        if (!ctx.queues.backend.connected()) throw new Error('Redis is not connected');
         const [seconds, workers] = await Promise.all([stageJobSeconds(ctx), stageWorkers(ctx)]);
         return Object.fromEntries(
           BACKLOG_STAGES.map((stage) => [

@@ -27,7 +27,7 @@ async function depthOf(queue: Pick<Queue, 'getJobCounts'>): Promise<number> {
  * (BullMQ would wait for Redis to come back); a queue whose count fails is left out.
  */
 export async function queueDepths(ctx: Pick<Context, 'queues' | 'db'>): Promise<Record<string, number>> {
-  if (ctx.queues.connection.status !== 'ready') return {};
+  if (!ctx.queues.backend.connected()) return {};
   const depths: Record<string, number> = {};
   await Promise.all(
     QUEUE_NAMES.map(async (name) => {

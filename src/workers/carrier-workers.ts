@@ -2,8 +2,7 @@ import type { Worker } from 'bullmq';
 import type { Context } from '../context.js';
 import { allCarriers } from '../db/carriers.js';
 import { carriersChannel } from '../queues/carrier-changes.js';
-import { disconnectWorker, duplicateConnection } from '../queues/connection.js';
-import { roomIn } from '../integrations/sliding-log.js';
+import { disconnectWorker } from '../queues/connection.js';
 import { CARRIER_RATE_WINDOW_MS, carrierRateKey } from '../queues/topology.js';
 
 /**
@@ -39,9 +38,7 @@ export function startCarrierWorkers(
       const limit = { perSecond };
       const key = carrierRateKey(ctx.config.queuePrefix, carrier.id);
       const pace = () =>
-        limit.perSecond
-          ? roomIn(ctx.redis, key, CARRIER_RATE_WINDOW_MS, limit.perSecond)
-          : Promise.resolve(0);
+        limit.perSecond ? ctx.coord.roomIn(key, CARRIER_RATE_WINDOW_MS, limit.perSecond) : Promise.resolve(0);
       running.set(carrier.id, { workers: makeWorkers(carrier.id, pace), limit });
     }
   };
@@ -66,15 +63,15 @@ export function startCarrierWorkers(
     })();
     return reading;
   };
-  const subscriber = duplicateConnection(ctx.redis, { maxRetriesPerRequest: null, enableOfflineQueue: true });
-  subscriber.on('error', () => undefined); // reconnects by itself; the periodic read covers the gap
-  subscriber.on('message', () => {
-    if (!stopped)
-      refresh().catch((error) =>
-        ctx.log.warn({ err: error }, 'carrier workers: could not read carriers; will retry'),
-      );
+  // Reconnects by itself; the periodic read covers the gap.
+  const subscriber = ctx.coord.subscribe(carriersChannel(ctx.config.queuePrefix), {
+    message: () => {
+      if (!stopped)
+        refresh().catch((error) =>
+          ctx.log.warn({ err: error }, 'carrier workers: could not read carriers; will retry'),
+        );
+    },
   });
-  void subscriber.subscribe(carriersChannel(ctx.config.queuePrefix)).catch(() => undefined);
 
   let timer: NodeJS.Timeout | undefined;
   const schedule = () => {
@@ -97,10 +94,10 @@ export function startCarrierWorkers(
     async close() {
       stopped = true;
       clearTimeout(timer);
-      subscriber.disconnect();
+      subscriber.close();
       await ready;
       await reading;
-      const force = ctx.redis.status !== 'ready';
+      const force = !ctx.coord.connected();
       const all = [...running.values()].flatMap(({ workers }) => workers);
       await Promise.all(all.map((worker) => worker.close(force)));
       await Promise.all(all.map((worker) => disconnectWorker(worker)));

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Job, JobState, Queue } from 'bullmq';
 import type { Context } from '../context.js';
 import {
@@ -11,6 +10,7 @@ import {
   type ScanPosition as Cursor,
   type WaitingRow,
 } from '../db/reconcile.js';
+import { takePassLock } from '../queues/pass-lock.js';
 import { TOPOLOGY, type JobData, type QueueName } from '../queues/topology.js';
 
 /** Rows read, and job ids checked in Redis, per page. */
@@ -25,6 +25,9 @@ const CONTINUE_AFTER_MS = 200;
 const CURSOR_TTL_S = 3600;
 
 /** A job in one of these states will run (or is running): the reconciler leaves it alone. */
+/** Job states read at once by a reconciler page (see reconcilePage). */
+const STATE_READS_AT_ONCE = 25;
+
 const ALIVE: ReadonlySet<JobState | 'unknown'> = new Set<JobState | 'unknown'>([
   'active',
   'waiting',
@@ -144,7 +147,13 @@ function scansOf(ctx: Context): Scan[] {
  * moved on meanwhile (its job completed and was trimmed after our read) is not run twice.
  */
 async function reconcilePage(scan: Scan, rows: Candidate[]): Promise<number> {
-  const states = await Promise.all(rows.map((row) => row.queue.getJobState(row.jobId)));
+  const states: (JobState | 'unknown')[] = [];
+  // A few at a time: on Redis they go out together anyway; on PostgreSQL each is a query (three for
+  // a laned stage), and a whole page at once would take every connection of the queue pool.
+  for (let i = 0; i < rows.length; i += STATE_READS_AT_ONCE) {
+    const chunk = rows.slice(i, i + STATE_READS_AT_ONCE);
+    states.push(...(await Promise.all(chunk.map((row) => row.queue.getJobState(row.jobId)))));
+  }
   const suspects = rows.map((row, i) => ({ row, state: states[i] })).filter(({ state }) => !ALIVE.has(state));
   if (suspects.length === 0) return 0;
   const now = await scan.current(suspects.map((s) => s.row.id));
@@ -179,16 +188,10 @@ async function restore(row: Candidate, state: JobState | 'unknown'): Promise<boo
   return true;
 }
 
-const LOCK_RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then
-  if tonumber(ARGV[2]) > 0 then return redis.call('pexpire', KEYS[1], ARGV[2]) end
-  return redis.call('del', KEYS[1])
-end
-return 0`;
-
 /**
  * The database is the source of truth: any order waiting for a stage, any unsent notification
  * and any parcel whose booking must still be cancelled, whose job is missing from Redis (flushed, restarted, a crash between commit and
- * enqueue) gets its job again. Runs in every worker process; a Redis lock lets one at a time work.
+ * enqueue) gets its job again. Runs in every worker process; a pass lock (queues/pass-lock.ts) lets one at a time work.
  *
  * Each scan is walked in (time, id) order with a keyset cursor kept in Redis, a page of each in
  * turn, until both are exhausted or the pass's budget runs out; the next pass, in whichever
@@ -200,24 +203,17 @@ export async function reconcileOnce(ctx: Context, options: ReconcileOptions = {}
   const budgetMs = options.budgetMs ?? RECONCILE_PASS_BUDGET_MS;
   const base = `${ctx.config.queuePrefix}:reconciler`;
   const lockKey = `${base}:lock`;
-  const token = randomUUID();
   const started = Date.now();
   const interval = Math.max(ctx.config.reconcileIntervalMs, 1000);
-  const locked = await ctx.redis.set(
-    lockKey,
-    token,
-    'PX',
-    Math.max(interval, budgetMs + LOCK_MARGIN_MS),
-    'NX',
-  );
-  if (locked !== 'OK') return { ran: false, requeued: 0, scanned: 0, exhausted: false };
+  const lock = await takePassLock(ctx.coord, lockKey, Math.max(interval, budgetMs + LOCK_MARGIN_MS));
+  if (!lock) return { ran: false, requeued: 0, scanned: 0, exhausted: false };
 
   const deadline = started + budgetMs;
   const before = new Date(started - ctx.config.reconcileGraceMs);
   const scans = await Promise.all(
     scansOf(ctx).map(async (scan) => {
       const cursorKey = `${base}:cursor:${scan.name}`;
-      return { scan, cursorKey, cursor: parseCursor(await ctx.redis.get(cursorKey)), done: false };
+      return { scan, cursorKey, cursor: parseCursor(await ctx.coord.get(cursorKey)), done: false };
     }),
   );
   let requeued = 0;
@@ -233,10 +229,10 @@ export async function reconcileOnce(ctx: Context, options: ReconcileOptions = {}
         if (rows.length < pageSize || !last) {
           state.done = true;
           state.cursor = null;
-          await ctx.redis.del(state.cursorKey);
+          await ctx.coord.del(state.cursorKey);
         } else {
           state.cursor = last;
-          await ctx.redis.set(state.cursorKey, JSON.stringify(last), 'EX', CURSOR_TTL_S);
+          await ctx.coord.set(state.cursorKey, JSON.stringify(last), CURSOR_TTL_S * 1000);
         }
       }
     }
@@ -245,7 +241,7 @@ export async function reconcileOnce(ctx: Context, options: ReconcileOptions = {}
     // Done: keep the lock until a full interval from the start (one pass per interval across
     // processes). Backlog left: free it so the next pass, in any process, follows right away.
     const keepMs = exhausted ? started + interval - Date.now() : 0;
-    await ctx.redis.eval(LOCK_RELEASE, 1, lockKey, token, String(Math.max(keepMs, 0))).catch(() => undefined);
+    await lock.release(keepMs);
   }
 
   const exhausted = scans.every((s) => s.done);

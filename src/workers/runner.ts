@@ -1,10 +1,9 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job, type Worker } from 'bullmq';
 import type { Context } from '../context.js';
 import type { Channel } from '../domain/notify.js';
 import type { Metrics } from '../metrics.js';
 import { PRIORITIES, type Priority } from '../domain/priority.js';
-import { fairTake } from '../queues/fair.js';
-import { disconnectWorker, duplicateConnection } from '../queues/connection.js';
+import { disconnectWorker } from '../queues/connection.js';
 import {
   carrierLaneName,
   isLaned,
@@ -111,15 +110,15 @@ function makeWorker(
     ctx.log.debug({ queue: name, jobId: job.id, orderId: job.data?.orderId, result, seconds }, 'job done');
     return result;
   };
-  const worker = new Worker(
+  const worker = ctx.queues.backend.worker(
     name,
     async (job, token) => {
       try {
         if (!lane) return await work(job, token);
         // Its turn taken: the lane's frontier moves up to it (queues/fair.ts); then a slot.
-        await fairTake(ctx.redis, ctx.config.queuePrefix, name, job.opts.priority ?? 0).catch(
-          () => undefined,
-        );
+        await ctx.coord
+          .fairTake(name, job.opts.priority ?? 0, () => ctx.queues.laneIsEmpty(name))
+          .catch(() => undefined);
         return await lane.gate.run(lane.lane, () => work(job, token));
       } catch (error) {
         if (error instanceof UnrecoverableError || error instanceof DelayedError) throw error;
@@ -131,8 +130,6 @@ function makeWorker(
       }
     },
     {
-      connection: duplicateConnection(ctx.redis, { maxRetriesPerRequest: null, enableOfflineQueue: true }),
-      prefix: ctx.config.queuePrefix,
       // Each job is processed in its span, which continues the trace of whoever added the job.
       telemetry: ctx.telemetry,
       // A lane's worker takes more than the stage's slots (at least 4 more), so that when a slot
@@ -233,7 +230,7 @@ export function startWorkers(ctx: Context, queueNames: QueueName[], metrics?: Me
       await Promise.all([lockdowns.stop(), backorders.stop(), stockWatch.stop()]);
       // With Redis away a graceful close would wait for it forever; jobs in flight then come
       // back through their expired locks (or the reconciler) instead.
-      const force = ctx.redis.status !== 'ready';
+      const force = !ctx.coord.connected();
       await Promise.all([...workers.map((w) => w.close(force)), carrierWorkers?.close()]);
       await Promise.all(workers.map((w) => disconnectWorker(w)));
     },

@@ -98,7 +98,7 @@ describe(`allocation race: ${ORDERS} orders for ${RACE_UNITS} units, two worker 
     if (second) {
       await second.pool.close();
       await second.ctx.queues.close().catch(() => undefined);
-      second.ctx.redis.disconnect();
+      await second.ctx.coord.close();
       await second.ownDatabase?.close();
     }
     await carrier?.close();

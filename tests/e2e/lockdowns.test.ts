@@ -217,7 +217,7 @@ describe('region lockdowns', () => {
     await waitFor(async () => (await storedStatus(server.ctx.db, placed.id)) === 'on_hold', 'on_hold');
     // The row goes without the API's resume request (a process that died between the two).
     expect(await liftLockdown(server.ctx.db, region)).toBeDefined();
-    await server.ctx.redis.del(`${server.config.queuePrefix}:lockdowns:sweep`); // the next pass sweeps
+    await server.ctx.coord.del(`${server.config.queuePrefix}:lockdowns:sweep`); // the next pass sweeps
     await waitFor(
       async () => (await storedStatus(server.ctx.db, placed.id)) === 'delivered',
       'delivered',

@@ -1,7 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Worker, type Job, type JobState, type Queue } from 'bullmq';
+import type { Job, JobState, Queue } from 'bullmq';
 import { eq, inArray, sql } from 'drizzle-orm';
-import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import type { Db } from '../../src/db/client.js';
@@ -10,7 +9,6 @@ import { TOPOLOGY } from '../../src/queues/topology.js';
 import { reconcileOnce, type ReconcilePass } from '../../src/workers/reconciler.js';
 import { orderBody, placeOrder, seedShopWithStock } from '../helpers/fixtures.js';
 import {
-  REDIS_URL,
   deleteRedisKeys,
   startTestServer,
   testDatabase,
@@ -92,10 +90,8 @@ const statesOf = (queue: Queue, ids: string[]) => Promise.all(ids.map((id) => qu
 
 /** A worker that takes jobs by hand (getNextJob), so a test can hold one active or fail it. */
 function manualWorker(server: TestServer, queue: string) {
-  const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const worker = new Worker(queue, null, {
-    connection,
-    prefix: server.config.queuePrefix,
+  // On the process's own queue backend (Redis, or PostgreSQL in the pg-queues project).
+  const worker = server.ctx.queues.backend.worker(queue, null as never, {
     autorun: false,
     lockDuration: 5 * 60_000,
   });
@@ -104,7 +100,7 @@ function manualWorker(server: TestServer, queue: string) {
     worker,
     async close() {
       await worker.close(true);
-      connection.disconnect();
+      await worker.disconnect();
     },
   };
 }

@@ -37,6 +37,8 @@ function baseEnv(): Record<string, string> {
   for (const key of ['PATH', 'HOME', 'TMPDIR']) {
     if (process.env[key] !== undefined) base[key] = process.env[key] as string;
   }
+  // The pg-queues project: every process keeps its queues in PostgreSQL (its DATABASE_URL).
+  if (process.env.TEST_QUEUE_BACKEND === 'postgres') base.QUEUE_BACKEND = 'postgres';
   return base;
 }
 

@@ -20,6 +20,7 @@ import {
   type BreakerOp,
 } from '../../src/integrations/carriers/breaker-store.js';
 import type { Logger } from '../../src/logger.js';
+import { redisCoordination } from '../../src/queues/redis-coordination.js';
 import { REDIS_URL, deleteRedisKeys, uniquePrefix } from '../helpers/harness.js';
 
 const prefix = uniquePrefix();
@@ -156,8 +157,8 @@ describe('the Lua script mirrors domain/breaker.ts', () => {
 describe('breaker store', () => {
   it('two stores on two connections share the state and its since', async () => {
     const id = carrier();
-    const one = createBreakerStore(a, prefix);
-    const two = createBreakerStore(b, prefix);
+    const one = createBreakerStore(redisCoordination(a, prefix), prefix);
+    const two = createBreakerStore(redisCoordination(b, prefix), prefix);
     expect(await two.states([id])).toEqual({ [id]: { state: 'closed', since: null } });
     for (let i = 0; i < 4; i++) expect((await one.record(id, 'failure')).state).toBe('closed');
     const opened = await two.record(id, 'failure'); // the 5th in a row, from the other process
@@ -175,8 +176,8 @@ describe('breaker store', () => {
   it('counts every one of 50 concurrent outcomes from two processes', async () => {
     const id = carrier();
     const settings = { failureThreshold: 1000, minimumCalls: 1000 };
-    const one = createBreakerStore(a, prefix, settings);
-    const two = createBreakerStore(b, prefix, settings);
+    const one = createBreakerStore(redisCoordination(a, prefix), prefix, settings);
+    const two = createBreakerStore(redisCoordination(b, prefix), prefix, settings);
     await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? one : two).record(id, 'failure')));
     const stored = parseRecord(await a.get(breakerKey(prefix, id)))!;
     expect(stored.streak).toBe(50);
@@ -188,8 +189,8 @@ describe('breaker store', () => {
     const logA = captureLog();
     const logB = captureLog();
     const settings = { failureThreshold: 20, minimumCalls: 1000 };
-    const one = createBreakerStore(a, prefix, settings, logA.log);
-    const two = createBreakerStore(b, prefix, settings, logB.log);
+    const one = createBreakerStore(redisCoordination(a, prefix), prefix, settings, logA.log);
+    const two = createBreakerStore(redisCoordination(b, prefix), prefix, settings, logB.log);
     const views = await Promise.all(
       Array.from({ length: 50 }, (_, i) => (i % 2 ? one : two).record(id, 'failure')),
     );
@@ -210,8 +211,8 @@ describe('breaker store', () => {
     const id = carrier();
     const { log, lines } = captureLog();
     const settings = { failureThreshold: 2, coolDownMs: 300, halfOpenProbes: 1, halfOpenSuccesses: 2 };
-    const one = createBreakerStore(a, prefix, settings, log);
-    const two = createBreakerStore(b, prefix, settings); // a reader elsewhere
+    const one = createBreakerStore(redisCoordination(a, prefix), prefix, settings, log);
+    const two = createBreakerStore(redisCoordination(b, prefix), prefix, settings); // a reader elsewhere
     await one.record(id, 'failure');
     const opened = await one.record(id, 'failure');
     expect(opened.state).toBe('open');
@@ -240,7 +241,12 @@ describe('breaker store', () => {
   it('a failed probe re-opens it with a new since, and the cool-down starts again', async () => {
     const id = carrier();
     const { log, lines } = captureLog();
-    const store = createBreakerStore(a, prefix, { failureThreshold: 1, coolDownMs: 200 }, log);
+    const store = createBreakerStore(
+      redisCoordination(a, prefix),
+      prefix,
+      { failureThreshold: 1, coolDownMs: 200 },
+      log,
+    );
     const first = await store.record(id, 'failure');
     await sleep(250);
     expect(await store.allow(id)).toBe(true);
@@ -258,7 +264,10 @@ describe('breaker store', () => {
 
   it('since changes only with the state', async () => {
     const id = carrier();
-    const store = createBreakerStore(a, prefix, { failureThreshold: 3, minimumCalls: 100 });
+    const store = createBreakerStore(redisCoordination(a, prefix), prefix, {
+      failureThreshold: 3,
+      minimumCalls: 100,
+    });
     expect((await store.record(id, 'success')).since).toBeNull();
     expect((await store.record(id, 'failure')).since).toBeNull();
     const opened = [await store.record(id, 'failure'), await store.record(id, 'failure')][1];
@@ -274,8 +283,8 @@ describe('breaker store', () => {
   it('admits only the allowed number of probes at once, across processes', async () => {
     const id = carrier();
     const settings = { failureThreshold: 1, coolDownMs: 100, halfOpenProbes: 2, halfOpenSuccesses: 5 };
-    const one = createBreakerStore(a, prefix, settings);
-    const two = createBreakerStore(b, prefix, settings);
+    const one = createBreakerStore(redisCoordination(a, prefix), prefix, settings);
+    const two = createBreakerStore(redisCoordination(b, prefix), prefix, settings);
     await one.record(id, 'failure');
     await sleep(150);
     const granted = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? one : two).allow(id)));
@@ -287,7 +296,11 @@ describe('breaker store', () => {
 
   it('a probe that never reports frees its place after the lease', async () => {
     const id = carrier();
-    const store = createBreakerStore(a, prefix, { failureThreshold: 1, coolDownMs: 100, probeLeaseMs: 200 });
+    const store = createBreakerStore(redisCoordination(a, prefix), prefix, {
+      failureThreshold: 1,
+      coolDownMs: 100,
+      probeLeaseMs: 200,
+    });
     await store.record(id, 'failure');
     await sleep(150);
     expect(await store.allow(id)).toBe(true);
@@ -301,7 +314,7 @@ describe('breaker store', () => {
     const client = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
     const id = carrier();
     const unseen = carrier();
-    const store = createBreakerStore(client, prefix, { failureThreshold: 1 });
+    const store = createBreakerStore(redisCoordination(client, prefix), prefix, { failureThreshold: 1 });
     await new Promise((resolve) => client.once('ready', resolve));
     const opened = await store.record(id, 'failure');
     client.disconnect();

@@ -3,10 +3,8 @@
  * orders a minute over the last three hours (Holt's trend: less than two days of history).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_JOB_SECONDS } from '../../src/domain/forecast.js';
-import { duplicateConnection } from '../../src/queues/connection.js';
 import { stageJobSeconds } from '../../src/steps/forecast.js';
 import { orders, shops } from '../../src/db/schema.js';
 import { QUEUE_NAMES } from '../../src/queues/topology.js';
@@ -173,15 +171,10 @@ describe('GET /v1/admin/forecast', () => {
 
   it("a stage's job duration is measured from its completed jobs in Redis (defaults for the others)", async () => {
     // No worker of this API-only process serves cancellation: this one does, 150 ms a job.
-    const connection = duplicateConnection(server.ctx.redis, { maxRetriesPerRequest: null });
-    const worker = new Worker(
+    const worker = server.ctx.queues.backend.worker(
       'cancellation',
       async () => new Promise((resolve) => setTimeout(resolve, 150)),
-      {
-        connection,
-        prefix: server.config.queuePrefix,
-        concurrency: 2,
-      },
+      { concurrency: 2 },
     );
     try {
       const [queue] = server.ctx.queues.queuesOf('cancellation');
@@ -194,7 +187,7 @@ describe('GET /v1/admin/forecast', () => {
       expect(seconds.notification).toBe(DEFAULT_JOB_SECONDS.notification);
     } finally {
       await worker.close();
-      connection.disconnect();
+      await worker.disconnect();
     }
   });
 });

@@ -367,7 +367,7 @@ describe('GET /v1/admin/kpis', () => {
     // The API alone: no worker or reconciler touches the fixture.
     server = await startTestServer(db.database, { role: 'api' });
     // Queue depths are read only while the queues' Redis connection is up (else `{}`).
-    await waitFor(async () => server.ctx.queues.connection.status === 'ready', 'the queues to reach Redis');
+    await waitFor(async () => server.ctx.queues.backend.connected(), 'the queues to reach Redis');
   });
 
   afterAll(async () => {

@@ -239,7 +239,7 @@ describe('a batch against a slow Redis', () => {
   };
 
   it('answers 50 orders within one enqueue deadline; the reconciler finishes what it left', async () => {
-    await waitFor(async () => server.ctx.redis.status === 'ready', 'Redis through the proxy');
+    await waitFor(async () => server.ctx.coord.connected(), 'Redis through the proxy');
     // Warm-up while Redis is fast: the scripts of the rate limit and the queues are loaded, and
     // an order goes all the way to `allocated` through the proxy.
     const warm = await server.app.inject({

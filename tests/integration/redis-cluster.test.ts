@@ -173,7 +173,7 @@ describe('the engine on a Redis Cluster', () => {
   };
 
   it('is up on the cluster: /readyz answers 200, REDIS_URL unused', async () => {
-    expect(server.ctx.redis).toBeInstanceOf(Cluster);
+    expect(server.ctx.queues.backend.redis).toBeInstanceOf(Cluster);
     // Ready once the cluster's slots are known (503 until then, as while Redis is away).
     await waitFor(async () => (await fetch(`${server.url}/readyz`)).status === 200, '/readyz 200', 15_000);
   });

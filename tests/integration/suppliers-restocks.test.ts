@@ -66,8 +66,8 @@ describe('suppliers, restocks and the inventory they show in', () => {
   };
 
   /** The backorder pass's request key: cleared before, read after. */
-  const requested = () => server.ctx.redis.get(backorderKeys(server.ctx).requested);
-  const clearRequest = () => server.ctx.redis.del(backorderKeys(server.ctx).requested);
+  const requested = () => server.ctx.coord.get(backorderKeys(server.ctx).requested);
+  const clearRequest = () => server.ctx.coord.del(backorderKeys(server.ctx).requested);
 
   describe('suppliers', () => {
     it('creates a supplier available (201), refuses its id again (409 already_exists)', async () => {

@@ -127,6 +127,29 @@ describe('loadConfig', () => {
     expect(error.message).not.toContain('\n');
   });
 
+  it('reads QUEUE_BACKEND: redis by default, postgres only with a PostgreSQL server and no Redis Cluster', () => {
+    expect(loadConfig({}).queueBackend).toBe('redis');
+    const server = { DATABASE_URL: 'postgres://u@h/db' };
+    expect(loadConfig({ ...server, QUEUE_BACKEND: 'postgres' })).toMatchObject({
+      queueBackend: 'postgres',
+      queuePoolSize: 50,
+    });
+    expect(loadConfig({ ...server, QUEUE_BACKEND: 'postgres', QUEUE_POOL_SIZE: '20' }).queuePoolSize).toBe(
+      20,
+    );
+    for (const env of <Record<string, string>[]>[
+      { QUEUE_BACKEND: 'kafka' },
+      { QUEUE_BACKEND: 'postgres' }, // embedded PGlite
+      { QUEUE_BACKEND: 'postgres', DATABASE_URL: 'memory://' },
+      { ...server, QUEUE_BACKEND: 'postgres', REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: '{s}' },
+      { ...server, QUEUE_BACKEND: 'postgres', QUEUE_POOL_SIZE: '2' },
+    ]) {
+      const error = configError(env);
+      expect(error.message).toMatch(/QUEUE_BACKEND|QUEUE_POOL_SIZE/);
+      expect(error.message).not.toContain('\n');
+    }
+  });
+
   it('reads the minimum shares of priority lanes, 10% standard and 20% express by default', () => {
     expect(loadConfig({}).minShares).toEqual({ standard: 0.1, express: 0.2 });
     expect(

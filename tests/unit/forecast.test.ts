@@ -189,7 +189,7 @@ describe('forecast gauges', () => {
     };
     const warnings: string[] = [];
     const ctx = {
-      queues: { connection: { status: 'reconnecting' } },
+      queues: { backend: { connected: () => false } },
       db: new Proxy({}, { get: () => away }),
       log: { warn: (_: unknown, message: string) => warnings.push(message) },
       config: { workerConcurrency: 8, overdueGraceHours: 12 },

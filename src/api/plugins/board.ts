@@ -53,7 +53,7 @@ export async function registerBoard(
       }
       await showCarrierQueues().catch(() => undefined); // the database away: show what is known
       // Its API reads Redis, and BullMQ would wait for Redis to come back rather than fail.
-      if (request.url.startsWith(`${BASE_PATH}/api/`) && queues.connection.status !== 'ready') {
+      if (request.url.startsWith(`${BASE_PATH}/api/`) && !queues.backend.connected()) {
         reply.header('retry-after', '5');
         return sendProblem(reply, {
           status: 503,

@@ -107,7 +107,7 @@ export function intakeGate(ctx: Context, onShed?: (priority: Priority) => void):
       return current && { value: current.value?.untaken, at: current.at };
     },
     takeCeilingSlot: (max, always) =>
-      takeSlot(ctx.redis, `${ctx.config.queuePrefix}:ratelimit:intake`, CEILING_WINDOW_MS, max, always),
+      takeSlot(ctx.coord, `${ctx.config.queuePrefix}:ratelimit:intake`, CEILING_WINDOW_MS, max, always),
   });
 }
 

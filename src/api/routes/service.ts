@@ -44,7 +44,7 @@ export const serviceRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; metrics: M
     },
     async (_request, reply) => {
       const [redis, database] = await Promise.all([
-        probe(() => ctx.redis.ping()),
+        probe(() => ctx.coord.ping()),
         probe(() => ctx.database.ping()),
       ]);
       if (redis === 'up' && database === 'up') return { status: 'ready' as const, redis, database };

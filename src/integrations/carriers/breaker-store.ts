@@ -1,4 +1,5 @@
 import type { RedisClient } from '../../queues/connection.js';
+import type { Coordination } from '../../queues/coordination.js';
 import {
   breakerSettings,
   bucketMs,
@@ -193,13 +194,13 @@ const MESSAGES: Record<BreakerState, string> = {
 };
 
 /**
- * Every carrier's breaker in Redis, shared by every process. Processes should run with the same
+ * Every carrier's breaker in the shared store (Redis, or PostgreSQL), shared by every process. Processes should run with the same
  * settings (BREAKER_*): each call applies the caller's. A state change is logged by the process
  * whose call made it, once; reads (states) change nothing, so an open breaker past its cool-down
  * reads half_open everywhere and the first allow/record afterwards logs "half-opened".
  */
 export function createBreakerStore(
-  redis: RedisClient,
+  coord: Coordination,
   prefix: string,
   settings: Partial<BreakerSettings> = {},
   log?: Logger,
@@ -213,7 +214,7 @@ export function createBreakerStore(
     return view;
   };
   const run = async (carrierId: string, op: BreakerOp) => {
-    const reply = await runBreaker(redis, breakerKey(prefix, carrierId), op, s);
+    const reply = await coord.breaker(breakerKey(prefix, carrierId), op, s);
     for (const { from, to } of reply.changes) {
       if (to === 'open') log?.warn({ carrierId, from, to }, MESSAGES[to]);
       else log?.info({ carrierId, from, to }, MESSAGES[to]);
@@ -225,9 +226,7 @@ export function createBreakerStore(
     async states(carrierIds) {
       const ids = [...new Set(carrierIds)];
       try {
-        const replies = await Promise.all(
-          ids.map((id) => runBreaker(redis, breakerKey(prefix, id), 'peek', s)),
-        );
+        const replies = await Promise.all(ids.map((id) => coord.breaker(breakerKey(prefix, id), 'peek', s)));
         return Object.fromEntries(ids.map((id, i) => [id, seen(id, replies[i])]));
       } catch (error) {
         const lastKnown = Object.fromEntries(

@@ -47,7 +47,7 @@ export const overviewRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; queueHist
     },
     async () => {
       // The history is in memory, but without Redis there is no current reading: say so.
-      if (ctx.queues.connection.status !== 'ready') {
+      if (!ctx.queues.backend.connected()) {
         throw new AppError(503, 'unavailable', 'Redis is not answering; retry shortly.', {
           headers: { 'retry-after': '5' },
         });
