@@ -25,18 +25,6 @@ const httpSurface = [
 // The engine on a Redis Cluster it starts itself: what is tested is where the keys go, the same on
 // either database, so it runs once, on PGlite (the server project leaves it out).
 const pgliteOnly = ['tests/integration/redis-cluster.test.ts'];
-// The pg-queues project in `npm test` leaves out its four longest files (about half its time),
-// to keep the suite well under 15 minutes: stock races decided in the database, and carrier
-// timing whose limiter and breakers tests/integration/coordination.test.ts runs on both stores.
-// `npm run test:pg-queues` runs every end-to-end file in this mode.
-const pgQueuesLong = process.env.TEST_PG_QUEUES_ALL
-  ? []
-  : [
-      'tests/e2e/allocation-race.test.ts',
-      'tests/e2e/allocation-race.pg.test.ts',
-      'tests/e2e/carrier-rate-limit.pg.test.ts',
-      'tests/e2e/dispatch-faults.test.ts',
-    ];
 
 export default defineConfig({
   test: {
@@ -90,7 +78,6 @@ export default defineConfig({
         test: {
           name: 'pg-queues',
           include: ['tests/e2e/**/*.test.ts'],
-          exclude: pgQueuesLong,
           env: { TEST_DB: 'postgres', TEST_QUEUE_BACKEND: 'postgres' },
           globalSetup: ['tests/helpers/postgres-template.ts'],
           testTimeout: 60_000,

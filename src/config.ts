@@ -22,7 +22,7 @@ export interface Config {
    * DATABASE_URL server, no Redis at all.
    */
   queueBackend: 'redis' | 'postgres';
-  /** QUEUE_POOL_SIZE: connections of the PostgreSQL queue backend's pool per process (postgres only). */
+  /** QUEUE_POOL_SIZE: the PostgreSQL queue backend's connections for queries per process, besides one per worker (postgres only). */
   queuePoolSize: number;
   /** undefined: PGlite on disk in dataDir; 'memory://': in-memory PGlite; postgres://…: a server. */
   databaseUrl: string | undefined;
@@ -302,7 +302,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisCluster,
     queuePrefix: queuePrefix(env, redisCluster !== undefined),
     queueBackend,
-    queuePoolSize: int(env, 'QUEUE_POOL_SIZE', 50, 5, 1000),
+    queuePoolSize: int(env, 'QUEUE_POOL_SIZE', 20, 2, 1000),
     databaseUrl,
     dataDir: env.DATA_DIR || './.data',
     adminToken,

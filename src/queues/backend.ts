@@ -63,8 +63,8 @@ export function queueSchema(prefix: string): string {
 }
 
 /**
- * One pg pool per process for every queue and worker: each worker keeps one of its connections
- * for LISTEN (BullMQ waits for jobs on it), so the pool is sized for the workers and a margin.
+ * One pg pool per process for every queue and worker: `poolSize` connections for queries, and one
+ * more per worker, which keeps it for LISTEN (BullMQ waits for jobs on it).
  * The schema is pinned on each connection (search_path), as BullMQ requires for a pool it did
  * not make (see pinnedBackend).
  */
@@ -91,8 +91,12 @@ export function postgresQueueBackend(databaseUrl: string, prefix: string, poolSi
     kind: 'postgres',
     connected: () => up,
     queue: (name, options) => new Queue(name, { connection: pool, ...options }, factory) as unknown as Queue,
-    worker: (name, processor, settings) =>
-      new Worker(name, processor, { connection: pool, ...settings }, factory) as unknown as Worker,
+    worker(name, processor, settings) {
+      // The worker keeps one of the pool's connections for LISTEN as long as it lives: one more
+      // for it, so the queries keep QUEUE_POOL_SIZE (carriers added later bring workers too).
+      (pool as unknown as { options: { max: number } }).options.max += 1;
+      return new Worker(name, processor, { connection: pool, ...settings }, factory) as unknown as Worker;
+    },
     async prepare() {
       // On one connection: the migrations' advisory lock and transaction share its session.
       const client = await pool.connect();

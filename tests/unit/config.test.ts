@@ -132,7 +132,7 @@ describe('loadConfig', () => {
     const server = { DATABASE_URL: 'postgres://u@h/db' };
     expect(loadConfig({ ...server, QUEUE_BACKEND: 'postgres' })).toMatchObject({
       queueBackend: 'postgres',
-      queuePoolSize: 50,
+      queuePoolSize: 20,
     });
     expect(loadConfig({ ...server, QUEUE_BACKEND: 'postgres', QUEUE_POOL_SIZE: '20' }).queuePoolSize).toBe(
       20,
@@ -142,7 +142,7 @@ describe('loadConfig', () => {
       { QUEUE_BACKEND: 'postgres' }, // embedded PGlite
       { QUEUE_BACKEND: 'postgres', DATABASE_URL: 'memory://' },
       { ...server, QUEUE_BACKEND: 'postgres', REDIS_CLUSTER_NODES: '127.0.0.1:7000', QUEUE_PREFIX: '{s}' },
-      { ...server, QUEUE_BACKEND: 'postgres', QUEUE_POOL_SIZE: '2' },
+      { ...server, QUEUE_BACKEND: 'postgres', QUEUE_POOL_SIZE: '1' },
     ]) {
       const error = configError(env);
       expect(error.message).toMatch(/QUEUE_BACKEND|QUEUE_POOL_SIZE/);
