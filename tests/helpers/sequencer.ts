@@ -5,7 +5,8 @@
  * while the other worker had nothing left to do; and a fresh clone (CI) has no timings cached for
  * vitest to go by. Longest first keeps both workers busy to the end. The list needs no upkeep to
  * stay correct (a file missing from it only runs in vitest's order); keep it to files that take
- * half a minute or more.
+ * half a minute or more. The pg-queues project's files (the engine's queues in PostgreSQL) alternate
+ * with the others', so two of them, each loading the server, seldom run side by side.
  */
 import { relative } from 'node:path';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
@@ -13,21 +14,21 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 /** project:file, longest first (as measured on the 2-core machine). */
 const LONGEST = [
   'postgres:tests/e2e/allocation-race.test.ts',
+  'pg-queues:tests/e2e/dispatch-faults.test.ts',
   'postgres:tests/e2e/dispatch-faults.test.ts',
+  'pg-queues:tests/e2e/carrier-rate-limit.pg.test.ts',
   'postgres:tests/e2e/carrier-rate-limit.pg.test.ts',
+  'pg-queues:tests/e2e/compensation.pg.test.ts',
   'postgres:tests/e2e/allocation-race.pg.test.ts',
   'pg-queues:tests/e2e/allocation-race.pg.test.ts',
-  'pg-queues:tests/e2e/dispatch-faults.test.ts',
-  'pg-queues:tests/e2e/carrier-rate-limit.pg.test.ts',
   'pglite:tests/e2e/dispatch-faults.test.ts',
+  'pg-queues:tests/e2e/allocation-race.test.ts',
   'unit:tests/unit/demo-redis.test.ts',
+  'pg-queues:tests/e2e/reconciler.test.ts',
   'unit:tests/unit/demo.test.ts',
+  'pg-queues:tests/e2e/priority-lanes.pg.test.ts',
   'postgres:tests/e2e/stock-deadlock.test.ts',
   'postgres:tests/e2e/compensation.pg.test.ts',
-  'pg-queues:tests/e2e/compensation.pg.test.ts',
-  'pg-queues:tests/e2e/allocation-race.test.ts',
-  'pg-queues:tests/e2e/reconciler.test.ts',
-  'pg-queues:tests/e2e/priority-lanes.pg.test.ts',
   'pglite:tests/e2e/reconciler.test.ts',
   'pglite:tests/e2e/allocation-race.test.ts',
   'postgres:tests/integration/db-outage.test.ts',

@@ -91,9 +91,17 @@ describe('queues: every job prioritised, ids derived from the work, finished job
   });
 
   it('a single worker takes essential before express before standard', async () => {
+    // The lanes paused while the worker process starts: its three lane workers are all waiting
+    // when the jobs become takeable, as in a running engine. (Started cold against a full queue,
+    // which lane's first job reaches the gate first is a race that the gate's gathering moment,
+    // GATHER_MS, settles only on an unloaded machine.)
+    const allocation = api.ctx.queues.byName.allocation;
+    await allocation.pause();
     workers = await startTestServer(db.database, {
       env: { QUEUE_PREFIX: prefix, WORKER_QUEUES: 'allocation', WORKER_CONCURRENCY: '1' },
     });
+    await waitFor(async () => (await allocation.getWorkersCount()) > 0, 'the lane workers to connect');
+    await allocation.resume();
     const allocatedAt = async (orderId: string) => {
       const [event] = await db.database.db
         .select()
