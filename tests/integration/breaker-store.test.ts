@@ -3,13 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   advance,
   allowCall,
-  breakerSettings,
   breakerView,
   initialBreaker,
   recordOutcome,
   releaseProbe,
   type BreakerRecord,
-  type BreakerSettings,
 } from '../../src/domain/breaker.js';
 import {
   BreakerStateUnavailable,
@@ -17,11 +15,11 @@ import {
   createBreakerStore,
   parseRecord,
   runBreaker,
-  type BreakerOp,
 } from '../../src/integrations/carriers/breaker-store.js';
 import type { Logger } from '../../src/logger.js';
 import { redisCoordination } from '../../src/queues/redis-coordination.js';
 import { REDIS_URL, deleteRedisKeys, uniquePrefix } from '../helpers/harness.js';
+import { BREAKER_VARIANTS, mulberry32, nextBreakerStep } from '../helpers/breaker-sequences.js';
 
 const prefix = uniquePrefix();
 let a: Redis;
@@ -57,36 +55,8 @@ afterAll(async () => {
   b.disconnect();
 });
 
-/** A small deterministic PRNG, so a failing sequence can be replayed. */
-function mulberry32(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('the Lua script mirrors domain/breaker.ts', () => {
-  const variants: Array<[string, BreakerSettings]> = [
-    ['defaults', breakerSettings()],
-    [
-      'several probes, short window',
-      breakerSettings({
-        failureThreshold: 3,
-        failureRate: 0.3,
-        minimumCalls: 4,
-        windowMs: 5_000,
-        windowBuckets: 5,
-        coolDownMs: 2_000,
-        halfOpenProbes: 3,
-        halfOpenSuccesses: 3,
-        probeLeaseMs: 1_500,
-      }),
-    ],
-  ];
-
-  for (const [name, s] of variants) {
+  for (const [name, s] of BREAKER_VARIANTS) {
     for (const seed of [1, 2, 3]) {
       it(`agrees with the pure rules on every step of a random sequence (${name}, seed ${seed})`, async () => {
         const random = mulberry32(seed);
@@ -95,18 +65,9 @@ describe('the Lua script mirrors domain/breaker.ts', () => {
         let now = Date.UTC(2026, 0, 31, 8, 0, 0) + Math.floor(random() * 1000);
         const seen = new Set<string>();
         for (let step = 0; step < 400; step++) {
-          now += Math.floor(random() ** 3 * s.coolDownMs * 1.2); // mostly short gaps, some past a cool-down
-          const pick = random();
-          const op: BreakerOp =
-            pick < 0.1
-              ? 'peek'
-              : pick < 0.4
-                ? 'allow'
-                : pick < 0.5
-                  ? 'release'
-                  : pick < 0.78
-                    ? 'failure'
-                    : 'success';
+          const next = nextBreakerStep(random, s, now);
+          now = next.at;
+          const op = next.op;
           const reply = await runBreaker(a, key, op, s, now);
           let expected: { state: string; since: number | null; allowed: boolean; changes: unknown[] };
           if (op === 'peek') {

@@ -13,9 +13,8 @@ import {
   recordOutcome,
   releaseProbe,
   type BreakerRecord,
-  type BreakerSettings,
 } from '../../src/domain/breaker.js';
-import { breakerKey, parseRecord, type BreakerOp } from '../../src/integrations/carriers/breaker-store.js';
+import { breakerKey, parseRecord } from '../../src/integrations/carriers/breaker-store.js';
 import type { Coordination, Subscription } from '../../src/queues/coordination.js';
 import { FAIR_TAGS_TTL_MS, MAX_PRIORITY, fairTagsKey } from '../../src/queues/fair.js';
 import { redisCoordination } from '../../src/queues/redis-coordination.js';
@@ -28,6 +27,7 @@ import {
   waitFor,
   type TestDatabase,
 } from '../helpers/harness.js';
+import { BREAKER_VARIANTS, mulberry32, nextBreakerStep } from '../helpers/breaker-sequences.js';
 
 const prefix = uniquePrefix();
 const otherPrefix = uniquePrefix();
@@ -487,35 +487,8 @@ describe.each([['redis' as const], ['postgres' as const]])('%s coordination', (n
   });
 });
 
-/** A small deterministic PRNG, so a failing sequence can be replayed. */
-function mulberry32(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('the breaker on both stores and the pure rules', () => {
-  const variants: Array<[string, BreakerSettings]> = [
-    ['defaults', breakerSettings()],
-    [
-      'several probes, short window',
-      breakerSettings({
-        failureThreshold: 3,
-        failureRate: 0.3,
-        minimumCalls: 4,
-        windowMs: 5_000,
-        windowBuckets: 5,
-        coolDownMs: 2_000,
-        halfOpenProbes: 3,
-        halfOpenSuccesses: 3,
-        probeLeaseMs: 1_500,
-      }),
-    ],
-  ];
-  for (const [label, s] of variants) {
+  for (const [label, s] of BREAKER_VARIANTS) {
     for (const seed of [1, 2]) {
       it(`give the same reply and record at every step (${label}, seed ${seed})`, async () => {
         const random = mulberry32(seed);
@@ -524,18 +497,9 @@ describe('the breaker on both stores and the pure rules', () => {
         let now = Date.UTC(2026, 0, 31, 8, 0, 0) + Math.floor(random() * 1000);
         const seen = new Set<string>();
         for (let step = 0; step < 300; step++) {
-          now += Math.floor(random() ** 3 * s.coolDownMs * 1.2);
-          const pick = random();
-          const op: BreakerOp =
-            pick < 0.1
-              ? 'peek'
-              : pick < 0.4
-                ? 'allow'
-                : pick < 0.5
-                  ? 'release'
-                  : pick < 0.78
-                    ? 'failure'
-                    : 'success';
+          const next = nextBreakerStep(random, s, now);
+          now = next.at;
+          const op = next.op;
           let expected: { state: string; since: number | null; allowed: boolean; changes: unknown[] };
           if (op === 'peek') {
             expected = {
