@@ -22,7 +22,6 @@ import { randomBytes } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
 import postgres from 'postgres';
 import { loadConfig } from '../src/config.js';
-import { surgeOrders } from '../src/demo/surge.js';
 import { startProcess } from '../src/runtime.js';
 import { Redis } from 'ioredis';
 import {
@@ -32,12 +31,10 @@ import {
   fmt,
   printTable,
   redisClient,
-  sleep,
   writeResult,
-  adminCaller,
-  seedBenchWorld,
   freePort,
 } from './lib/common.js';
+import { enginePipeline } from './lib/engine-pipeline.js';
 import { Outside } from './lib/outside-client.js';
 
 const env = process.env;
@@ -144,59 +141,21 @@ async function main() {
   const check = postgres(database.url, { max: 1, onnotice: () => {} });
   try {
     await running.ready;
-    const { app } = running;
     const api = `http://127.0.0.1:${config.port}`;
-    const carrier = await outside.call<{ url: string }>('carrier', {
-      carrierId: 'bench',
-      webhookSecret: 'bench-secret-1',
-      eventsBaseUrl: api,
-      progress: false,
-    });
-    const call = adminCaller(app, ADMIN);
-    const apiKey = await seedBenchWorld(call, {
-      carrierId: 'bench',
-      carrierUrl: carrier.url,
-      webhookSecret: 'bench-secret-1',
+    const engine = await enginePipeline({
+      running,
+      api,
+      outside,
+      check,
+      adminToken: ADMIN,
       region: REGION,
       skus: SKUS,
+      connections: CONNECTIONS,
+      timeoutMs: TIMEOUT_MS,
+      keyPrefix: RUN,
+      label: 'engine',
     });
-
-    const booked = async () =>
-      (
-        await check`select count(*)::int as n from orders where status in ('dispatched', 'in_transit', 'delivered')`
-      )[0].n as number;
-    const engineRun = async (count: number, tag: string): Promise<Run> => {
-      const before = await booked();
-      const bodies = surgeOrders(count, SKUS, [REGION], tag.length + count);
-      const start = performance.now();
-      const posted = outside
-        .call<{ wallMs: number; statuses: Record<string, number>; samples: object }>('post', {
-          url: api,
-          apiKey,
-          bodies,
-          keyPrefix: `${RUN}-${tag}`,
-          connections: CONNECTIONS,
-        })
-        .then((r) => {
-          if ((r.statuses['202'] ?? 0) !== count)
-            throw new Error(`intake answered ${JSON.stringify(r.statuses)}: ${JSON.stringify(r.samples)}`);
-          return performance.now() - start;
-        });
-      let intakeMs = NaN;
-      posted.then(
-        (ms) => (intakeMs = ms),
-        () => undefined,
-      );
-      for (;;) {
-        if ((await booked()) - before >= count) break;
-        if (performance.now() - start > TIMEOUT_MS)
-          throw new Error(`engine: not every order booked after ${TIMEOUT_MS} ms`);
-        await sleep(50);
-      }
-      const wallMs = performance.now() - start;
-      await posted;
-      return { orders: count, wallMs, intakeMs, perSecond: (count * 1000) / wallMs };
-    };
+    const engineRun = (count: number, tag: string) => engine.run(count, tag);
 
     if (WARMUP > 0) await chain(WARMUP, config.workerConcurrency, 'warm');
     const base = await chain(N, config.workerConcurrency, 'run');

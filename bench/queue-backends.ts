@@ -26,11 +26,9 @@
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { loadConfig } from '../src/config.js';
-import { surgeOrders } from '../src/demo/surge.js';
 import { queueSchema } from '../src/queues/backend.js';
 import { startProcess, type RunningProcess } from '../src/runtime.js';
 import {
-  adminCaller,
   backendCpu,
   cpuBetween,
   cpuMs,
@@ -42,10 +40,9 @@ import {
   printTable,
   redisClient,
   scanKeys,
-  seedBenchWorld,
-  sleep,
   writeResult,
 } from './lib/common.js';
+import { enginePipeline } from './lib/engine-pipeline.js';
 import { Outside } from './lib/outside-client.js';
 
 const env = process.env;
@@ -126,70 +123,30 @@ async function measure(backend: Backend): Promise<BackendRun> {
     running = await startProcess('all', config);
     // On PostgreSQL a failing migration is retried for ever: give up rather than hang.
     await within(running.ready, 120_000, `${backend}: engine not ready`);
-    const { app } = running;
-    const api = `http://127.0.0.1:${config.port}`;
-    const carrier = await outside.call<{ url: string }>('carrier', {
-      carrierId: 'bench',
-      webhookSecret: 'bench-secret-1',
-      eventsBaseUrl: api,
-      progress: false,
-    });
-    const call = adminCaller(app, ADMIN);
-    const apiKey = await seedBenchWorld(call, {
-      carrierId: 'bench',
-      carrierUrl: carrier.url,
-      webhookSecret: 'bench-secret-1',
+    const engine = await enginePipeline({
+      running,
+      api: `http://127.0.0.1:${config.port}`,
+      outside,
+      check,
+      adminToken: ADMIN,
       region: REGION,
       skus: SKUS,
+      connections: CONNECTIONS,
+      timeoutMs: TIMEOUT_MS,
+      keyPrefix: `${RUN}-${backend}`,
+      label: backend,
     });
-
-    const booked = async () =>
-      (
-        await check`select count(*)::int as n from orders where status in ('dispatched', 'in_transit', 'delivered')`
-      )[0].n as number;
+    // The pipeline run with the CPU it took: this process's (the engine's), the database's, the machine's.
     const engineRun = async (count: number, tag: string): Promise<Run> => {
-      const before = await booked();
-      const bodies = surgeOrders(count, SKUS, [REGION], tag.length + count);
       const pg0 = await backendCpu(database.admin, database.name);
       const cpu0 = cpuMs();
       const machine0 = machineCpuMs();
-      const start = performance.now();
-      const posted = outside
-        .call<{ wallMs: number; statuses: Record<string, number>; samples: object }>('post', {
-          url: api,
-          apiKey,
-          bodies,
-          keyPrefix: `${RUN}-${backend}-${tag}`,
-          connections: CONNECTIONS,
-        })
-        .then((r) => {
-          if ((r.statuses['202'] ?? 0) !== count)
-            throw new Error(
-              `${backend}: intake answered ${JSON.stringify(r.statuses)}: ${JSON.stringify(r.samples)}`,
-            );
-          return performance.now() - start;
-        });
-      let intakeMs = NaN;
-      posted.then(
-        (ms) => (intakeMs = ms),
-        () => undefined,
-      );
-      for (;;) {
-        if ((await booked()) - before >= count) break;
-        if (performance.now() - start > TIMEOUT_MS)
-          throw new Error(`${backend}: not every order booked after ${TIMEOUT_MS} ms`);
-        await sleep(50);
-      }
-      const wallMs = performance.now() - start;
+      const run = await engine.run(count, tag);
       const engineCpuMsPerOrder = (cpuMs() - cpu0) / count;
       const machine1 = machineCpuMs();
       const pg1 = await backendCpu(database.admin, database.name);
-      await posted;
       return {
-        orders: count,
-        wallMs,
-        intakeMs,
-        perSecond: (count * 1000) / wallMs,
+        ...run,
         engineCpuMsPerOrder,
         postgresCpuMsPerOrder: cpuBetween(pg0, pg1) / count,
         machineBusy: (machine1.busy - machine0.busy) / (machine1.total - machine0.total),

@@ -1,4 +1,13 @@
-import { breakerSettings, type BreakerSettings } from '../../src/domain/breaker.js';
+import {
+  advance,
+  allowCall,
+  breakerSettings,
+  breakerView,
+  recordOutcome,
+  releaseProbe,
+  type BreakerRecord,
+  type BreakerSettings,
+} from '../../src/domain/breaker.js';
 import type { BreakerOp } from '../../src/integrations/carriers/breaker-store.js';
 
 /** A small deterministic PRNG, so a failing sequence can be replayed. */
@@ -38,3 +47,35 @@ export function nextBreakerStep(random: () => number, s: BreakerSettings, now: n
     pick < 0.1 ? 'peek' : pick < 0.4 ? 'allow' : pick < 0.5 ? 'release' : pick < 0.78 ? 'failure' : 'success';
   return { at, op };
 }
+
+/** The pure rules' answer to one op: the record after it, and the reply a store must give. */
+export function expectedStep(record: BreakerRecord, op: BreakerOp, now: number, s: BreakerSettings) {
+  if (op === 'peek') {
+    const reply = { ...breakerView(record, now, s), allowed: true, changes: advance(record, now, s).changes };
+    return { record, reply };
+  }
+  const next =
+    op === 'allow'
+      ? allowCall(record, now, s)
+      : op === 'release'
+        ? releaseProbe(record, now, s)
+        : recordOutcome(record, op, now, s);
+  const reply = {
+    state: next.record.state,
+    since: next.record.since ?? null,
+    allowed: (next as { allowed?: boolean }).allowed ?? true,
+    changes: next.changes,
+  };
+  return { record: next.record, reply };
+}
+
+/** Every state and change a random sequence must have gone through for each rule to be compared. */
+export const EVERY_BREAKER_TRANSITION = [
+  'closed',
+  'open',
+  'half_open',
+  'closed>open',
+  'open>half_open',
+  'half_open>open',
+  'half_open>closed',
+];

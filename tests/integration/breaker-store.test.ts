@@ -1,14 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  advance,
-  allowCall,
-  breakerView,
-  initialBreaker,
-  recordOutcome,
-  releaseProbe,
-  type BreakerRecord,
-} from '../../src/domain/breaker.js';
+import { initialBreaker, type BreakerRecord } from '../../src/domain/breaker.js';
 import {
   BreakerStateUnavailable,
   breakerKey,
@@ -19,7 +11,13 @@ import {
 import type { Logger } from '../../src/logger.js';
 import { redisCoordination } from '../../src/queues/redis-coordination.js';
 import { REDIS_URL, deleteRedisKeys, uniquePrefix } from '../helpers/harness.js';
-import { BREAKER_VARIANTS, mulberry32, nextBreakerStep } from '../helpers/breaker-sequences.js';
+import {
+  BREAKER_VARIANTS,
+  EVERY_BREAKER_TRANSITION,
+  expectedStep,
+  mulberry32,
+  nextBreakerStep,
+} from '../helpers/breaker-sequences.js';
 
 const prefix = uniquePrefix();
 let a: Redis;
@@ -69,28 +67,8 @@ describe('the Lua script mirrors domain/breaker.ts', () => {
           now = next.at;
           const op = next.op;
           const reply = await runBreaker(a, key, op, s, now);
-          let expected: { state: string; since: number | null; allowed: boolean; changes: unknown[] };
-          if (op === 'peek') {
-            expected = {
-              ...breakerView(record, now, s),
-              allowed: true,
-              changes: advance(record, now, s).changes,
-            };
-          } else {
-            const next =
-              op === 'allow'
-                ? allowCall(record, now, s)
-                : op === 'release'
-                  ? releaseProbe(record, now, s)
-                  : recordOutcome(record, op, now, s);
-            record = next.record;
-            expected = {
-              state: record.state,
-              since: record.since ?? null,
-              allowed: (next as { allowed?: boolean }).allowed ?? true,
-              changes: next.changes,
-            };
-          }
+          const { record: after, reply: expected } = expectedStep(record, op, now, s);
+          record = after;
           expect(reply, `step ${step}: ${op} at +${now}`).toEqual(expected);
           if (op !== 'peek') {
             const stored = parseRecord(await a.get(key)) ?? initialBreaker();
@@ -100,16 +78,7 @@ describe('the Lua script mirrors domain/breaker.ts', () => {
           for (const c of reply.changes) seen.add(`${c.from}>${c.to}`);
         }
         // The sequence went through every state and change, so each rule was compared.
-        for (const state of [
-          'closed',
-          'open',
-          'half_open',
-          'closed>open',
-          'open>half_open',
-          'half_open>open',
-          'half_open>closed',
-        ])
-          expect(seen).toContain(state);
+        for (const state of EVERY_BREAKER_TRANSITION) expect(seen).toContain(state);
       });
     }
   }

@@ -4,16 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rowsOf } from '../../src/db/bulk.js';
 import { openDatabase, type Database } from '../../src/db/client.js';
 import { channelName, postgresCoordination } from '../../src/db/coordination.js';
-import {
-  advance,
-  allowCall,
-  breakerSettings,
-  breakerView,
-  initialBreaker,
-  recordOutcome,
-  releaseProbe,
-  type BreakerRecord,
-} from '../../src/domain/breaker.js';
+import { breakerSettings, initialBreaker, type BreakerRecord } from '../../src/domain/breaker.js';
 import { breakerKey, parseRecord } from '../../src/integrations/carriers/breaker-store.js';
 import type { Coordination, Subscription } from '../../src/queues/coordination.js';
 import { FAIR_TAGS_TTL_MS, MAX_PRIORITY, fairTagsKey } from '../../src/queues/fair.js';
@@ -27,7 +18,13 @@ import {
   waitFor,
   type TestDatabase,
 } from '../helpers/harness.js';
-import { BREAKER_VARIANTS, mulberry32, nextBreakerStep } from '../helpers/breaker-sequences.js';
+import {
+  BREAKER_VARIANTS,
+  EVERY_BREAKER_TRANSITION,
+  expectedStep,
+  mulberry32,
+  nextBreakerStep,
+} from '../helpers/breaker-sequences.js';
 
 const prefix = uniquePrefix();
 const otherPrefix = uniquePrefix();
@@ -500,28 +497,8 @@ describe('the breaker on both stores and the pure rules', () => {
           const next = nextBreakerStep(random, s, now);
           now = next.at;
           const op = next.op;
-          let expected: { state: string; since: number | null; allowed: boolean; changes: unknown[] };
-          if (op === 'peek') {
-            expected = {
-              ...breakerView(record, now, s),
-              allowed: true,
-              changes: advance(record, now, s).changes,
-            };
-          } else {
-            const next =
-              op === 'allow'
-                ? allowCall(record, now, s)
-                : op === 'release'
-                  ? releaseProbe(record, now, s)
-                  : recordOutcome(record, op, now, s);
-            record = next.record;
-            expected = {
-              state: record.state,
-              since: record.since ?? null,
-              allowed: (next as { allowed?: boolean }).allowed ?? true,
-              changes: next.changes,
-            };
-          }
+          const { record: after, reply: expected } = expectedStep(record, op, now, s);
+          record = after;
           const [onRedis, onPostgres] = await Promise.all([
             backends.redis.coord.breaker(k, op, s, now),
             backends.postgres.coord.breaker(k, op, s, now),
@@ -544,16 +521,7 @@ describe('the breaker on both stores and the pure rules', () => {
           seen.add(onRedis.state);
           for (const c of onRedis.changes) seen.add(`${c.from}>${c.to}`);
         }
-        for (const state of [
-          'closed',
-          'open',
-          'half_open',
-          'closed>open',
-          'open>half_open',
-          'half_open>open',
-          'half_open>closed',
-        ])
-          expect(seen).toContain(state);
+        for (const state of EVERY_BREAKER_TRANSITION) expect(seen).toContain(state);
       });
     }
   }
