@@ -12,8 +12,8 @@ import {
   type BreakerStep,
 } from '../domain/breaker.js';
 import { parseRecord, type BreakerOp, type BreakerReply } from '../integrations/carriers/breaker-store.js';
-import type { Coordination, Subscription } from '../queues/coordination.js';
-import { FAIR_TAGS_TTL_MS, MAX_PRIORITY, fairTagsKey } from '../queues/fair.js';
+import type { Coordination, CoordinationOptions, Subscription } from '../queues/coordination.js';
+import { FAIR_RESET_GRACE_MS, FAIR_TAGS_TTL_MS, MAX_PRIORITY, fairTagsKey } from '../queues/fair.js';
 import { rowsOf } from './bulk.js';
 import type { Database } from './client.js';
 
@@ -65,7 +65,11 @@ function canonical(r: BreakerRecord): string {
  * transaction, under a transaction-scoped advisory lock on its key where Redis runs a script.
  * The plpgsql functions are in drizzle/0008_coordination.sql. Works on postgres.js and PGlite.
  */
-export function postgresCoordination(database: Database, prefix: string): Coordination {
+export function postgresCoordination(
+  database: Database,
+  prefix: string,
+  { fairResetGraceMs = FAIR_RESET_GRACE_MS }: CoordinationOptions = {},
+): Coordination {
   const { db } = database;
   let up = true;
   const subscriptions = new Set<() => Promise<void>>();
@@ -244,7 +248,8 @@ export function postgresCoordination(database: Database, prefix: string): Coordi
     async fairTake(lane, tag, laneIsEmpty) {
       const empty = await laneIsEmpty();
       await run(
-        sql`select coordination_fair_take(${fairTagsKey(prefix, lane)}, ${tag}::int, ${empty}::boolean)`,
+        sql`select coordination_fair_take(${fairTagsKey(prefix, lane)}, ${tag}::int, ${empty}::boolean,
+          ${FAIR_TAGS_TTL_MS}::float8, ${fairResetGraceMs}::float8)`,
       );
     },
 

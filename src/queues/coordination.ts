@@ -9,6 +9,12 @@ import type { BreakerOp, BreakerReply } from '../integrations/carriers/breaker-s
  * else. Keys are full names under QUEUE_PREFIX. Times are the store's clock, so every process
  * agrees. Both implementations are run on the same sequences by tests/integration/coordination.test.ts.
  */
+/** Settings of either store; tests shorten them. */
+export interface CoordinationOptions {
+  /** How long an empty lane keeps its fair-queueing tags after its last tag (queues/fair.ts). */
+  fairResetGraceMs?: number;
+}
+
 export interface Coordination {
   readonly backend: 'redis' | 'postgres';
   /** Whether a command sent now would be sent at once (false while the store is away). */
@@ -60,7 +66,8 @@ export interface Coordination {
   fairTags(lane: string, shops: string[]): Promise<number[]>;
   /**
    * A worker took a job of `lane` with this tag: the frontier moves up to it, or the lane's tags
-   * start again when it holds no job waiting (`laneIsEmpty` for a store that cannot tell itself).
+   * start again when it holds no job waiting and none was tagged within the grace (`laneIsEmpty`
+   * for a store that cannot tell itself).
    */
   fairTake(lane: string, tag: number, laneIsEmpty: () => Promise<boolean>): Promise<void>;
 

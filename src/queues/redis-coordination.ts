@@ -1,8 +1,8 @@
 import { runBreaker } from '../integrations/carriers/breaker-store.js';
 import { ROOM_IN, SLIDING_LOG } from '../integrations/sliding-log.js';
 import { duplicateConnection, type RedisClient } from './connection.js';
-import type { Coordination, Subscription } from './coordination.js';
-import { FAIR_TAG, FAIR_TAKE, fairTagsKey } from './fair.js';
+import type { Coordination, CoordinationOptions, Subscription } from './coordination.js';
+import { FAIR_RESET_GRACE_MS, FAIR_TAG, FAIR_TAKE, fairTagsKey } from './fair.js';
 
 /** While KEYS[1] holds ARGV[1]: keep it ARGV[2] ms longer, or delete it when that is 0. */
 const EXTEND_OR_RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -21,7 +21,13 @@ type Scripted = RedisClient & {
   ): Promise<[number, number]>;
   surgelineRoomIn(k: string, w: number, m: number): Promise<number>;
   surgelineFairTag(k: string, ...shops: string[]): Promise<number[]>;
-  surgelineFairTake(tags: string, prioritized: string, wait: string, tag: number): Promise<number>;
+  surgelineFairTake(
+    tags: string,
+    prioritized: string,
+    wait: string,
+    tag: number,
+    graceMs: number,
+  ): Promise<number>;
   surgelineExtendOrRelease(k: string, token: string, ms: string): Promise<number>;
 };
 
@@ -44,7 +50,11 @@ let nonce = 0;
  * `redis` is the request path's connection (no offline queue: a call fails at once while Redis is
  * away); subscriptions get their own connection, which waits for Redis and resubscribes.
  */
-export function redisCoordination(redis: RedisClient, prefix: string): Coordination {
+export function redisCoordination(
+  redis: RedisClient,
+  prefix: string,
+  { fairResetGraceMs = FAIR_RESET_GRACE_MS }: CoordinationOptions = {},
+): Coordination {
   const client = scripted(redis);
   return {
     backend: 'redis',
@@ -105,6 +115,7 @@ export function redisCoordination(redis: RedisClient, prefix: string): Coordinat
         `${prefix}:${lane}:prioritized`,
         `${prefix}:${lane}:wait`,
         tag,
+        fairResetGraceMs,
       );
     },
     async close() {

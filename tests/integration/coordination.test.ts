@@ -30,6 +30,9 @@ const prefix = uniquePrefix();
 const otherPrefix = uniquePrefix();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let n = 0;
+/** A short fair-reset grace, so the tests can wait it out. */
+const GRACE_MS = 300;
+const options = { fairResetGraceMs: GRACE_MS };
 const key = (what: string) => `${prefix}:${what}:${++n}`;
 
 /** One implementation, as the tests drive it. */
@@ -67,9 +70,9 @@ beforeAll(async () => {
   secondDatabase = usesServer() ? openDatabase(database.url!, '') : undefined;
   const redis = redisClient();
   backends.redis = {
-    coord: redisCoordination(redis, prefix),
-    other: redisCoordination(redisClient(), prefix),
-    otherPrefix: redisCoordination(redisClient(), otherPrefix),
+    coord: redisCoordination(redis, prefix, options),
+    other: redisCoordination(redisClient(), prefix, options),
+    otherPrefix: redisCoordination(redisClient(), otherPrefix, options),
     async setBusy(lane, busy) {
       if (busy) await redis.zadd(`${prefix}:${lane}:prioritized`, 1, 'job');
       else await redis.del(`${prefix}:${lane}:prioritized`);
@@ -92,9 +95,9 @@ beforeAll(async () => {
     },
   };
   backends.postgres = {
-    coord: postgresCoordination(db, prefix),
-    other: postgresCoordination(secondDatabase ?? db, prefix),
-    otherPrefix: postgresCoordination(db, otherPrefix),
+    coord: postgresCoordination(db, prefix, options),
+    other: postgresCoordination(secondDatabase ?? db, prefix, options),
+    otherPrefix: postgresCoordination(db, otherPrefix, options),
     async setBusy(lane, busy) {
       if (busy) busyLanes.add(lane);
       else busyLanes.delete(lane);
@@ -430,10 +433,29 @@ describe.each([['redis' as const], ['postgres' as const]])('%s coordination', (n
       // Another prefix's lane of the same name is another lane.
       expect(await b().otherPrefix.fairTags(lane, ['big'])).toEqual([1]);
       await b().setBusy(lane, false);
+      await sleep(GRACE_MS + 20);
       await c.fairTake(lane, 5, b().laneIsEmpty(lane));
       expect(await b().pttl(fairTagsKey(prefix, lane))).toBe(-2);
       await b().setBusy(lane, true);
       expect(await c.fairTags(lane, ['big', 'idle', 'big'])).toEqual([1, 1, 2]);
+    });
+
+    it('an empty lane tagged within the grace keeps its tags, so a late-added job is not passed', async () => {
+      const lane = `lane-${++n}`;
+      const c = b().coord;
+      await b().setBusy(lane, true);
+      expect(await c.fairTags(lane, ['a', 'a'])).toEqual([1, 2]);
+      await c.fairTake(lane, 1, b().laneIsEmpty(lane));
+      // Job 2 is tagged but not yet in the lane when a worker finds the lane empty.
+      await b().setBusy(lane, false);
+      await c.fairTake(lane, 1, b().laneIsEmpty(lane));
+      expect(await b().pttl(fairTagsKey(prefix, lane))).toBeGreaterThan(0);
+      expect(await c.fairTags(lane, ['a'])).toEqual([3]);
+      // Once the grace has passed since the last tag, the empty lane starts again.
+      await sleep(GRACE_MS + 20);
+      await c.fairTake(lane, 3, b().laneIsEmpty(lane));
+      expect(await b().pttl(fairTagsKey(prefix, lane))).toBe(-2);
+      expect(await c.fairTags(lane, ['a'])).toEqual([1]);
     });
 
     it('caps tags at the highest priority', async () => {
