@@ -1,7 +1,7 @@
 import { and, asc, eq, inArray, lt, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from './client.js';
-import { notifications, orders, shipments } from './schema.js';
+import { carrierAttempts, notifications, orders, shipments } from './schema.js';
 import type { Channel } from '../domain/notify.js';
 import type { Priority } from '../domain/priority.js';
 import type { OrderStatus } from '../domain/status.js';
@@ -137,4 +137,28 @@ export async function parcelKeys(db: Db, ids: string[]): Promise<Map<string, str
     .from(shipments)
     .where(inArray(shipments.id, ids));
   return new Map(rows.map((row) => [row.id, row.status]));
+}
+
+/**
+ * Of these orders, the parcels of their current attempt still to be booked, with the booking calls
+ * made for each so far: a parcel's booking job is `book-<parcel>-<calls>` while its call runs,
+ * `book-<parcel>-<calls + 1>` while it waits (steps/dispatch.ts routeParcel).
+ */
+export async function parcelsToBook(
+  db: Db,
+  orderIds: string[],
+): Promise<{ orderId: string; shipmentId: string; priority: Priority; calls: number }[]> {
+  if (orderIds.length === 0) return [];
+  const rows = await db
+    .select({
+      orderId: shipments.orderId,
+      shipmentId: shipments.id,
+      priority: orders.priority,
+      calls: sql<number>`(select count(*) from ${carrierAttempts} a
+        where a.order_id = ${shipments.orderId} and a.shipment_id = ${shipments.id})`.mapWith(Number),
+    })
+    .from(shipments)
+    .innerJoin(orders, and(eq(orders.id, shipments.orderId), eq(orders.attempt, shipments.attempt)))
+    .where(and(inArray(shipments.orderId, orderIds), inArray(shipments.status, ['pending', 'booking'])));
+  return rows;
 }

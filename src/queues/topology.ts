@@ -129,7 +129,7 @@ export const TOPOLOGY: { [Q in QueueName]: QueueSpec<Q> } = {
  */
 export const BOOKING = {
   jobName: 'book',
-  jobId: (d: BookingJob) => `book-${d.shipmentId}-${d.call}`,
+  jobId: (d: Pick<BookingJob, 'shipmentId' | 'call'>) => `book-${d.shipmentId}-${d.call}`,
   // A call that throws (our database away) is retried; a carrier's answers never throw.
   options: (): JobsOptions => ({ ...KEEP, ...DEPENDENCY_RETRIES }),
 };

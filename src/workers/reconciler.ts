@@ -7,11 +7,13 @@ import {
   orderKeys,
   ordersWaiting,
   parcelKeys,
+  parcelsToBook,
   type ScanPosition as Cursor,
   type WaitingRow,
 } from '../db/reconcile.js';
+import { allCarriers } from '../db/carriers.js';
 import { takePassLock } from '../queues/pass-lock.js';
-import { TOPOLOGY, type JobData, type QueueName } from '../queues/topology.js';
+import { BOOKING, TOPOLOGY, type JobData, type QueueName } from '../queues/topology.js';
 
 /** Rows read, and job ids checked in Redis, per page. */
 export const RECONCILE_PAGE_SIZE = 500;
@@ -24,10 +26,10 @@ const CONTINUE_AFTER_MS = 200;
 /** A cursor left by a pass that never came back (a crash) is forgotten after this long. */
 const CURSOR_TTL_S = 3600;
 
-/** A job in one of these states will run (or is running): the reconciler leaves it alone. */
 /** Job states read at once by a reconciler page (see reconcilePage). */
 const STATE_READS_AT_ONCE = 25;
 
+/** A job in one of these states will run (or is running): the reconciler leaves it alone. */
 const ALIVE: ReadonlySet<JobState | 'unknown'> = new Set<JobState | 'unknown'>([
   'active',
   'waiting',
@@ -81,6 +83,8 @@ interface Scan {
   page(cursor: Cursor | null, before: Date, limit: number): Promise<{ rows: Candidate[]; last?: Cursor }>;
   /** Of these ids, the keys (see Candidate.key) the rows have now. */
   current(ids: string[]): Promise<Map<string, string>>;
+  /** Of these ids, the rows whose work goes on in other jobs (an order's booking calls). */
+  underWay?(ids: string[]): Promise<Set<string>>;
 }
 
 /** A scan over rows that each want one job of `queue`, whose data `dataOf` derives from the row. */
@@ -90,9 +94,11 @@ function scanOf<R extends WaitingRow, Q extends QueueName>(
   read: (opts: { after: Cursor | null; before: Date; limit: number }) => Promise<R[]>,
   keys: (ids: string[]) => Promise<Map<string, string>>,
   job: (row: R) => { queue: Q; data: JobData[Q] },
+  underWay?: (ids: string[]) => Promise<Set<string>>,
 ): Scan {
   return {
     name,
+    underWay,
     async page(cursor, before, limit) {
       const rows = await read({ after: cursor, before, limit });
       const candidates = rows.map((row): Candidate => {
@@ -123,6 +129,7 @@ function scansOf(ctx: Context): Scan[] {
         queue: order.status === 'received' ? 'allocation' : 'dispatch',
         data: { orderId: order.id, attempt: order.attempt },
       }),
+      (ids) => ordersBeingBooked(ctx, ids),
     ),
     scanOf(
       ctx,
@@ -141,20 +148,51 @@ function scansOf(ctx: Context): Scan[] {
   ];
 }
 
+/** Runs `read` on every item, STATE_READS_AT_ONCE at a time. */
+async function readFew<T, R>(items: T[], read: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  // On Redis they go out together anyway; on PostgreSQL each is a query (three for a laned
+  // stage), and a whole page at once would take every connection of the queue pool.
+  for (let i = 0; i < items.length; i += STATE_READS_AT_ONCE) {
+    results.push(...(await Promise.all(items.slice(i, i + STATE_READS_AT_ONCE).map(read))));
+  }
+  return results;
+}
+
+/**
+ * Of these allocated orders, those with a booking job alive in a carrier's lane. Their dispatch
+ * job completed once it routed the parcels, and the order stays `allocated` until they are
+ * booked: while the booking lanes are backlogged that is work under way, not work lost.
+ */
+async function ordersBeingBooked(ctx: Context, orderIds: string[]): Promise<Set<string>> {
+  const parcels = await parcelsToBook(ctx.db, orderIds);
+  if (parcels.length === 0) return new Set();
+  const carriers = ctx.carrierCache ? await ctx.carrierCache.get() : await allCarriers(ctx.db);
+  const probes = parcels.flatMap((parcel) =>
+    carriers.flatMap((carrier) => {
+      const lane = ctx.queues.carrierQueue(carrier.id).byClass[parcel.priority];
+      const calls = [parcel.calls, parcel.calls + 1].filter((call) => call > 0);
+      return calls.map((call) => ({
+        orderId: parcel.orderId,
+        lane,
+        jobId: BOOKING.jobId({ shipmentId: parcel.shipmentId, call }),
+      }));
+    }),
+  );
+  const states = await readFew(probes, (probe) => probe.lane.getJobState(probe.jobId));
+  return new Set(probes.filter((_, i) => ALIVE.has(states[i])).map((probe) => probe.orderId));
+}
+
 /**
  * One page: the job states of every row at once (the commands go out together, not one round
  * trip per row), then — for rows whose job is gone or finished — the rows again, so work that
  * moved on meanwhile (its job completed and was trimmed after our read) is not run twice.
  */
 async function reconcilePage(scan: Scan, rows: Candidate[]): Promise<number> {
-  const states: (JobState | 'unknown')[] = [];
-  // A few at a time: on Redis they go out together anyway; on PostgreSQL each is a query (three for
-  // a laned stage), and a whole page at once would take every connection of the queue pool.
-  for (let i = 0; i < rows.length; i += STATE_READS_AT_ONCE) {
-    const chunk = rows.slice(i, i + STATE_READS_AT_ONCE);
-    states.push(...(await Promise.all(chunk.map((row) => row.queue.getJobState(row.jobId)))));
-  }
-  const suspects = rows.map((row, i) => ({ row, state: states[i] })).filter(({ state }) => !ALIVE.has(state));
+  const states = await readFew(rows, (row) => row.queue.getJobState(row.jobId));
+  const idle = rows.map((row, i) => ({ row, state: states[i] })).filter(({ state }) => !ALIVE.has(state));
+  const underWay = scan.underWay ? await scan.underWay(idle.map((s) => s.row.id)) : new Set<string>();
+  const suspects = idle.filter(({ row }) => !underWay.has(row.id));
   if (suspects.length === 0) return 0;
   const now = await scan.current(suspects.map((s) => s.row.id));
   const due = suspects.filter(({ row }) => now.get(row.id) === row.key);

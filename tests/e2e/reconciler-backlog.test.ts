@@ -4,10 +4,10 @@ import { eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/context.js';
 import type { Db } from '../../src/db/client.js';
-import { notifications, orders } from '../../src/db/schema.js';
+import { carrierAttempts, notifications, orders, shipments } from '../../src/db/schema.js';
 import { TOPOLOGY } from '../../src/queues/topology.js';
 import { reconcileOnce, type ReconcilePass } from '../../src/workers/reconciler.js';
-import { orderBody, placeOrder, seedShopWithStock } from '../helpers/fixtures.js';
+import { createCarrier, orderBody, placeOrder, seedShopWithStock } from '../helpers/fixtures.js';
 import {
   deleteRedisKeys,
   startTestServer,
@@ -402,6 +402,86 @@ describe('reconciler: a failed job whose work is still due', () => {
     expect(retried?.attemptsStarted).toBe(0);
     expect(retried?.failedReason).toBeFalsy();
     expect(['waiting', 'prioritized']).toContain(await allocation.getJobState(jobId));
+  });
+});
+
+describe('reconciler: an allocated order whose parcels wait in a carrier booking lane', () => {
+  let db: TestDatabase;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    db = await testDatabase();
+    server = await startTestServer(db.database, { role: 'api' });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  it('is left alone while a booking job of a parcel is alive, and gets its dispatch job back once none is', async () => {
+    const { ctx } = server;
+    const template = await seedTemplate(server);
+    for (const id of ['lane-a', 'lane-b']) {
+      await createCarrier(server.app, {
+        id,
+        baseUrl: 'http://127.0.0.1:9/',
+        webhookSecret: 'carrier-secret-123',
+      });
+    }
+    await deleteRedisKeys(server.config.queuePrefix);
+    const old = Date.now() - HOUR;
+    const seeds: OrderSeed[] = Array.from({ length: 3 }, (_, i) => ({
+      id: randomUUID(),
+      status: 'allocated',
+      updatedAt: new Date(old + i * 1000),
+    }));
+    await cloneOrders(ctx.db, template.orderId, seeds);
+    const [waiting, retrying, lost] = seeds.map((s) => s.id);
+    const parcel = Object.fromEntries(seeds.map((s) => [s.id, randomUUID()]));
+    await ctx.db
+      .insert(shipments)
+      .values(
+        seeds.map((s) => ({ id: parcel[s.id], orderId: s.id, attempt: 1, warehouseId: 'wh-template' })),
+      );
+    // `retrying` made one call, refused at lane-a; its second waits out a backoff at lane-b.
+    await ctx.db.insert(carrierAttempts).values({
+      orderId: retrying,
+      shipmentId: parcel[retrying],
+      carrierId: 'lane-a',
+      outcome: 'transient',
+      answeredAt: new Date(),
+    });
+    const shopId = (
+      await ctx.db.select({ shopId: orders.shopId }).from(orders).where(eq(orders.id, waiting))
+    )[0].shopId;
+    const turn = { priority: 'express' as const, shopId };
+    await ctx.queues.book(
+      { orderId: waiting, attempt: 1, shipmentId: parcel[waiting], carrierId: 'lane-a', call: 1 },
+      turn,
+    );
+    await ctx.queues.book(
+      { orderId: retrying, attempt: 1, shipmentId: parcel[retrying], carrierId: 'lane-b', call: 2 },
+      turn,
+      60_000,
+    );
+    const dispatch = ctx.queues.lanes.dispatch.byClass.express;
+    const lockKey = `${server.config.queuePrefix}:reconciler:lock`;
+
+    const pass = await reconcileOnce(ctx);
+    expect(pass).toMatchObject({ ran: true, requeued: 1, exhausted: true });
+    expect(await statesOf(dispatch, [waiting, retrying, lost].map(dispatchId))).toEqual([
+      'unknown',
+      'unknown',
+      'prioritized',
+    ]);
+
+    // The waiting call's job is gone (Redis flushed, say): its order's dispatch job comes back.
+    await ctx.queues.carrierQueue('lane-a').byClass.express.remove(`book-${parcel[waiting]}-1`);
+    await ctx.coord.del(lockKey);
+    const again = await reconcileOnce(ctx);
+    expect(again).toMatchObject({ ran: true, requeued: 1, exhausted: true });
+    expect(await statesOf(dispatch, [waiting, retrying].map(dispatchId))).toEqual(['prioritized', 'unknown']);
   });
 });
 
