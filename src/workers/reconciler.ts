@@ -41,6 +41,8 @@ const ALIVE: ReadonlySet<JobState | 'unknown'> = new Set<JobState | 'unknown'>([
 export interface ReconcileOptions {
   pageSize?: number;
   budgetMs?: number;
+  /** Pages read at most in one pass (tests: short passes without depending on the clock). */
+  maxPages?: number;
   /** Stops the pass between pages (the process is shutting down). */
   signal?: AbortSignal;
 }
@@ -256,11 +258,15 @@ export async function reconcileOnce(ctx: Context, options: ReconcileOptions = {}
   );
   let requeued = 0;
   let scanned = 0;
+  let pages = 0;
+  const mayGoOn = () =>
+    !options.signal?.aborted && Date.now() < deadline && pages < (options.maxPages ?? Infinity);
   try {
     // A page of each scan in turn, so a long backlog in one does not starve the other.
-    while (scans.some((s) => !s.done) && Date.now() < deadline && !options.signal?.aborted) {
+    while (scans.some((s) => !s.done) && mayGoOn()) {
       for (const state of scans) {
-        if (state.done || Date.now() >= deadline || options.signal?.aborted) continue;
+        if (state.done || !mayGoOn()) continue;
+        pages++;
         const { rows, last } = await state.scan.page(state.cursor, before, pageSize);
         scanned += rows.length;
         requeued += await reconcilePage(state.scan, rows);
