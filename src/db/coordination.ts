@@ -63,7 +63,8 @@ function canonical(r: BreakerRecord): string {
  * Coordination in PostgreSQL (QUEUE_BACKEND=postgres), with the semantics of the Redis scripts
  * (queues/redis-coordination.ts) on the database's clock: each step one statement, or one
  * transaction, under a transaction-scoped advisory lock on its key where Redis runs a script.
- * The plpgsql functions are in drizzle/0008_coordination.sql. Works on postgres.js and PGlite.
+ * The plpgsql functions are in drizzle/0008_coordination.sql (coordination_fair_take as 0009 redefines
+ * it). Works on postgres.js and PGlite.
  */
 export function postgresCoordination(
   database: Database,

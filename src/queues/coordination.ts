@@ -1,6 +1,12 @@
 import type { BreakerSettings } from '../domain/breaker.js';
 import type { BreakerOp, BreakerReply } from '../integrations/carriers/breaker-store.js';
 
+/** Settings of either store; tests shorten them. */
+export interface CoordinationOptions {
+  /** How long an empty lane keeps its fair-queueing tags after its last tag (queues/fair.ts). */
+  fairResetGraceMs?: number;
+}
+
 /**
  * What the engine shares between its processes outside the records: rate-limit logs, carrier
  * breakers, pass locks, fair-queueing tags, small flags and sets, and change announcements. On
@@ -9,12 +15,6 @@ import type { BreakerOp, BreakerReply } from '../integrations/carriers/breaker-s
  * else. Keys are full names under QUEUE_PREFIX. Times are the store's clock, so every process
  * agrees. Both implementations are run on the same sequences by tests/integration/coordination.test.ts.
  */
-/** Settings of either store; tests shorten them. */
-export interface CoordinationOptions {
-  /** How long an empty lane keeps its fair-queueing tags after its last tag (queues/fair.ts). */
-  fairResetGraceMs?: number;
-}
-
 export interface Coordination {
   readonly backend: 'redis' | 'postgres';
   /** Whether a command sent now would be sent at once (false while the store is away). */
